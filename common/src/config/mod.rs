@@ -1,0 +1,122 @@
+//! `chatmail.ini`: the one configuration file every daemon reads.
+//!
+//! The model (this file) holds typed values with the reference deployment's defaults;
+//! [`ini`] parses the file format; [`read`] turns a `[params]` section into a [`Config`],
+//! naming the key, the value and the file in every error.
+
+mod ini;
+mod read;
+mod values;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+pub use read::{ConfigError, Warning};
+pub use values::parse_size_mb;
+
+/// Where the packaged relay installs its configuration.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/chatmail/chatmail.ini";
+
+/// Default push gateway.
+pub const DEFAULT_NOTIFICATION_URL: &str = "https://notifications.delta.chat/notify";
+
+/// How TLS certificates are obtained (derived, as in the reference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsCertMode {
+    /// ACME certificates under `/var/lib/acme/live/<domain>/`.
+    Acme,
+    /// A self-signed certificate (domains starting with `_`, and IP-only relays).
+    SelfSigned,
+    /// Operator-provided certificate and key.
+    External { cert: PathBuf, key: PathBuf },
+}
+
+/// All settings of `chatmail.ini`'s `[params]` section.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    /// The domain of addresses: `example.org`, or `[1.2.3.4]` for an IP-only relay.
+    pub mail_domain: String,
+    /// `mail_domain` as written in the file (without brackets for an IP-only relay).
+    pub mail_domain_bare: String,
+    /// Set for an IP-only relay.
+    pub ipv4_relay: Option<Ipv4Addr>,
+    pub max_user_send_per_minute: u32,
+    pub max_user_send_burst_size: u32,
+    pub max_mailbox_size: String,
+    pub max_mailbox_size_mb: u64,
+    pub max_message_size: u64,
+    pub delete_mails_after: u32,
+    pub delete_large_after: u32,
+    pub delete_inactive_users_after: u32,
+    pub username_min_length: usize,
+    pub username_max_length: usize,
+    pub password_min_length: usize,
+    pub max_load_1m: f64,
+    pub min_available_memory_mb: u64,
+    pub min_free_disk_space_mb: u64,
+    pub max_imap_connections: u32,
+    pub max_smtp_connections: u32,
+    pub mailboxes_dir: PathBuf,
+    pub passdb_path: PathBuf,
+    /// Iroh relay URL served as METADATA.
+    pub iroh_relay: String,
+    /// True when `iroh_relay` was not set, i.e. the relay runs its own iroh relay.
+    pub enable_iroh_relay: bool,
+    pub turn_socket_path: PathBuf,
+    pub disable_ipv6: bool,
+    pub acme_email: String,
+    pub www_folder: String,
+    pub tls_cert_mode: TlsCertMode,
+    pub mtail_address: Option<String>,
+    pub imap_rawlog: bool,
+    pub imap_compress: bool,
+    pub privacy_postal: Option<String>,
+    pub privacy_mail: Option<String>,
+    pub privacy_pdo: Option<String>,
+    pub privacy_supervisor: Option<String>,
+
+    // Keys of ours (not in the reference); defaults keep reference behaviour.
+    /// Push gateway URL (`notification_url`).
+    pub notification_url: String,
+    /// Milter listener for authenticated submission (`milter_outbound`), `unix:PATH` or `inet:HOST:PORT`.
+    pub milter_outbound: String,
+    /// Milter listener for port 25 (`milter_inbound`).
+    pub milter_inbound: String,
+    /// DKIM selector used for signing (`dkim_selector`).
+    pub dkim_selector: String,
+    /// DKIM private key in PEM (`dkim_key`).
+    pub dkim_key: PathBuf,
+    /// The `appversions` JSON served over METADATA (`appversions_file`).
+    pub appversions_file: PathBuf,
+    /// Where account creation is switched off when this file exists (`nocreate_file`).
+    pub nocreate_file: PathBuf,
+}
+
+impl Config {
+    /// Reads and validates a config file. Warnings (unknown keys) are returned, not logged,
+    /// so the caller decides where they go.
+    pub fn read(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+        read::read_file(path)
+    }
+
+    /// Parses config text; `path` is only used in messages.
+    pub fn from_str(text: &str, path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+        read::from_text(text, path)
+    }
+
+    /// Reads a config file and logs every warning.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let (config, warnings) = Self::read(path)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
+    }
+
+    /// `max_mailbox_size` in bytes.
+    pub fn max_mailbox_size_bytes(&self) -> u64 {
+        self.max_mailbox_size_mb * 1024 * 1024
+    }
+}

@@ -1,0 +1,274 @@
+//! Daemon plumbing: logging, listening sockets, readiness, shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use tracing_subscriber::EnvFilter;
+
+/// Sets up `tracing` to stderr. Under systemd (`JOURNAL_STREAM` set) lines carry no timestamp
+/// or colours, since journald adds its own. `RUST_LOG` overrides the default level `info`.
+pub fn init_logging() {
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .with_ansi(!under_journald && std::env::var_os("NO_COLOR").is_none());
+    let result = if under_journald {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
+    let _ = result;
+}
+
+/// Prints a one-line error and exits with status 1 (for startup failures).
+pub fn exit_with(message: impl std::fmt::Display) -> ! {
+    eprintln!("{}: {message}", program_name());
+    std::process::exit(1);
+}
+
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| {
+            Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "chatmail".into())
+}
+
+/// Where to listen: `unix:/path`, a bare absolute path, or `inet:HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s
+            .strip_prefix("unix:")
+            .or_else(|| s.starts_with('/').then_some(s))
+        {
+            if !path.starts_with('/') {
+                return Err(format!("{s}: a unix socket path must be absolute"));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        if let Some(hostport) = s.strip_prefix("inet:") {
+            let (host, port) = hostport
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{s}: expected inet:HOST:PORT"))?;
+            let host = if host == "localhost" {
+                "127.0.0.1"
+            } else {
+                host
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let addr = format!(
+                "{}:{port}",
+                if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                }
+            );
+            return addr
+                .parse()
+                .map(ListenAddr::Tcp)
+                .map_err(|_| format!("{s}: expected inet:IP:PORT"));
+        }
+        Err(format!("{s}: expected unix:/path or inet:HOST:PORT"))
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddr::Tcp(a) => write!(f, "inet:{a}"),
+        }
+    }
+}
+
+/// A listening socket, bound by us or passed in by systemd.
+#[derive(Debug)]
+pub enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+impl Listener {
+    /// Binds `addr`. A stale unix socket file is replaced; the socket gets `mode`.
+    pub fn bind(addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
+        match addr {
+            ListenAddr::Unix(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+                let listener = std::os::unix::net::UnixListener::bind(path)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                listener.set_nonblocking(true)?;
+                Ok(Listener::Unix(tokio::net::UnixListener::from_std(
+                    listener,
+                )?))
+            }
+            ListenAddr::Tcp(addr) => {
+                let listener = std::net::TcpListener::bind(addr)?;
+                listener.set_nonblocking(true)?;
+                Ok(Listener::Tcp(tokio::net::TcpListener::from_std(listener)?))
+            }
+        }
+    }
+
+    /// Wraps a listening socket passed by systemd.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: getsockname writes at most `len` bytes into `storage`.
+        let rc =
+            unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut storage).cast(), &raw mut len) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if i32::from(storage.ss_family) == libc::AF_UNIX {
+            let l = std::os::unix::net::UnixListener::from(fd);
+            l.set_nonblocking(true)?;
+            Ok(Listener::Unix(tokio::net::UnixListener::from_std(l)?))
+        } else {
+            let l = std::net::TcpListener::from(fd);
+            l.set_nonblocking(true)?;
+            Ok(Listener::Tcp(tokio::net::TcpListener::from_std(l)?))
+        }
+    }
+
+    pub fn into_unix(self) -> io::Result<tokio::net::UnixListener> {
+        match self {
+            Listener::Unix(l) => Ok(l),
+            Listener::Tcp(_) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "expected a unix socket",
+            )),
+        }
+    }
+}
+
+/// Listening sockets passed by systemd socket activation (`LISTEN_FDS`), with their
+/// `FileDescriptorName=` (empty when unnamed). Empty when not socket-activated.
+pub fn systemd_listeners() -> io::Result<Vec<(String, Listener)>> {
+    let fds = sd_notify::listen_fds_with_names()?;
+    fds.map(|(fd, name)| {
+        // SAFETY: systemd passed us this descriptor and nobody else owns it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Listener::from_fd(owned).map(|l| (name, l))
+    })
+    .collect()
+}
+
+/// Uses the systemd-passed socket if there is exactly one unnamed or matching `name`,
+/// else binds `addr`.
+pub fn listen(name: &str, addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
+    let mut inherited = systemd_listeners()?;
+    if let Some(pos) = inherited.iter().position(|(n, _)| n == name) {
+        return Ok(inherited.swap_remove(pos).1);
+    }
+    if inherited.len() == 1 {
+        return Ok(inherited.remove(0).1);
+    }
+    Listener::bind(addr, mode)
+}
+
+/// Tells systemd we are ready (no-op without `NOTIFY_SOCKET`) and starts watchdog pings
+/// when `WatchdogSec=` is set.
+pub fn notify_ready() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval / 2);
+            loop {
+                tick.tick().await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+        });
+    }
+}
+
+/// Tells systemd we are stopping.
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            "unix:/run/x.sock".parse(),
+            Ok(ListenAddr::Unix("/run/x.sock".into()))
+        );
+        assert_eq!(
+            "/run/x.sock".parse(),
+            Ok(ListenAddr::Unix("/run/x.sock".into()))
+        );
+        assert_eq!(
+            "inet:127.0.0.1:8891".parse(),
+            Ok(ListenAddr::Tcp("127.0.0.1:8891".parse().unwrap()))
+        );
+        assert_eq!(
+            "inet:localhost:8891".parse(),
+            Ok(ListenAddr::Tcp("127.0.0.1:8891".parse().unwrap()))
+        );
+        assert_eq!(
+            "inet:[::1]:25".parse(),
+            Ok(ListenAddr::Tcp("[::1]:25".parse().unwrap()))
+        );
+        assert!("unix:rel".parse::<ListenAddr>().is_err());
+        assert!("inet:nohost".parse::<ListenAddr>().is_err());
+        assert!("tcp:1".parse::<ListenAddr>().is_err());
+    }
+
+    #[tokio::test]
+    async fn bind_replaces_stale_socket_and_sets_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/x.sock");
+        let addr = ListenAddr::Unix(path.clone());
+        drop(Listener::bind(&addr, 0o660).unwrap());
+        let l = Listener::bind(&addr, 0o666).unwrap();
+        assert!(matches!(l, Listener::Unix(_)));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666);
+    }
+}

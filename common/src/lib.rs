@@ -1,0 +1,13 @@
+//! Code shared by every chatmail relay daemon.
+//!
+//! * [`config`]: `chatmail.ini`, typed, with the reference deployment's keys and defaults.
+//! * [`mailbox`]: addresses and the on-disk mailbox layout (password file, flags, last login).
+//! * [`dict`]: the Dovecot dict proxy protocol (codec and a concurrent server).
+//! * [`daemon`]: logging, listening sockets (also systemd-passed), readiness and shutdown.
+//! * [`fsutil`]: atomic file writes.
+
+pub mod config;
+pub mod daemon;
+pub mod dict;
+pub mod fsutil;
+pub mod mailbox;
