@@ -1,0 +1,216 @@
+//! Accounts: lookups, creation on first login, iteration, last login.
+//!
+//! All disk work and hashing runs on the blocking pool, so the dict socket loop never waits
+//! on the disk.
+
+use std::sync::Arc;
+
+use chatmail_common::config::Config;
+use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
+use tokio::sync::Semaphore;
+
+use crate::password;
+use crate::rules::{self, check_new_account};
+use crate::syslimits::Readings;
+
+/// What Dovecot gets for an account (passdb and userdb alike).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub addr: String,
+    pub home: String,
+    pub password: String,
+}
+
+impl UserRecord {
+    fn new(mailbox: &Mailbox, password: String) -> UserRecord {
+        UserRecord {
+            addr: mailbox.address().to_string(),
+            home: mailbox.dir().display().to_string(),
+            password,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "addr": self.addr,
+            "home": self.home,
+            "uid": "vmail",
+            "gid": "vmail",
+            "password": self.password,
+        })
+        .to_string()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{op} for {addr}: {source}")]
+    Io {
+        op: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("hashing the password for {addr}: {source}")]
+    Hash {
+        addr: String,
+        source: password::HashError,
+    },
+    #[error("worker task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+pub struct Accounts {
+    config: Arc<Config>,
+    mailboxes: Mailboxes,
+    /// Bounds concurrent hashing to the number of cores, so a burst of first logins cannot
+    /// starve lookups of existing accounts.
+    hashing: Semaphore,
+}
+
+impl Accounts {
+    pub fn new(config: Arc<Config>) -> Accounts {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Accounts {
+            mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
+            config,
+            hashing: Semaphore::new(cores),
+        }
+    }
+
+    /// Parses a user name into an address of our domain; logs why not otherwise.
+    fn our_address(&self, user: &str) -> Option<Address> {
+        match Address::parse(user) {
+            Ok(addr) if rules::in_domain(&self.config, &addr) => Some(addr),
+            Ok(_) => {
+                tracing::debug!(user, "lookup for a foreign domain");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(user = %user.escape_debug(), error = %e, "lookup for an invalid address");
+                None
+            }
+        }
+    }
+
+    /// userdb lookup: the account if it exists.
+    pub async fn userdb(&self, user: &str) -> Result<Option<UserRecord>, AccountError> {
+        let Some(addr) = self.our_address(user) else {
+            return Ok(None);
+        };
+        let mailbox = self.mailboxes.mailbox(&addr);
+        Ok(read_password(mailbox.clone())
+            .await?
+            .map(|pw| UserRecord::new(&mailbox, pw)))
+    }
+
+    /// passdb lookup: the account if it exists, else create it if the rules allow.
+    /// Dovecot itself compares the login password with the returned hash.
+    pub async fn passdb(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<UserRecord>, AccountError> {
+        let Some(addr) = self.our_address(user) else {
+            return Ok(None);
+        };
+        let mailbox = self.mailboxes.mailbox(&addr);
+        if let Some(existing) = read_password(mailbox.clone()).await? {
+            return Ok(Some(UserRecord::new(&mailbox, existing)));
+        }
+        let config = self.config.clone();
+        let (addr_c, password_c) = (addr.clone(), password.to_string());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let nocreate = config.nocreate_file.exists();
+            check_new_account(&config, &addr_c, &password_c, nocreate)
+                .map_err(|r| r.to_string())
+                .and_then(
+                    |()| match Readings::read(&config.mailboxes_dir).refusal(&config) {
+                        Some(reason) => Err(format!("registration rejected: {reason}")),
+                        None => Ok(()),
+                    },
+                )
+        })
+        .await?;
+        if let Err(reason) = verdict {
+            tracing::warn!(addr = %addr, "not creating account: {reason}");
+            return Ok(None);
+        }
+        let permit = self
+            .hashing
+            .acquire()
+            .await
+            .expect("semaphore is never closed");
+        let password = password.to_string();
+        let mb = mailbox.clone();
+        let created = tokio::task::spawn_blocking(move || {
+            let hash = password::hash(&password).map_err(|source| AccountError::Hash {
+                addr: mb.address().to_string(),
+                source,
+            })?;
+            match mb.create_password(&hash) {
+                Ok(Created::New) => Ok((true, hash)),
+                Ok(Created::Existing(existing)) => Ok((false, existing)),
+                Err(source) => Err(AccountError::Io {
+                    op: "creating account",
+                    addr: mb.address().to_string(),
+                    source,
+                }),
+            }
+        })
+        .await??;
+        drop(permit);
+        let (new, hash) = created;
+        if new {
+            tracing::info!("Created address: {addr}");
+        }
+        Ok(Some(UserRecord::new(&mailbox, hash)))
+    }
+
+    /// All accounts of our domain (those with a password), for `doveadm user '*'`.
+    pub async fn list(&self) -> Result<Vec<String>, AccountError> {
+        let mailboxes = self.mailboxes.clone();
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let addrs = mailboxes.addresses().map_err(|source| AccountError::Io {
+                op: "listing accounts",
+                addr: mailboxes.root().display().to_string(),
+                source,
+            })?;
+            Ok(addrs
+                .filter(|a| rules::in_domain(&config, a))
+                .filter(|a| matches!(mailboxes.mailbox(a).read_password(), Ok(Some(_))))
+                .map(|a| a.to_string())
+                .collect())
+        })
+        .await?
+    }
+
+    /// Records a login of `user` at unix time `ts`.
+    pub async fn last_login(&self, user: &str, ts: i64) -> Result<LastLogin, AccountError> {
+        let Some(addr) = self.our_address(user) else {
+            return Ok(LastLogin::NoAccount);
+        };
+        let mailbox = self.mailboxes.mailbox(&addr);
+        tokio::task::spawn_blocking(move || {
+            mailbox
+                .set_last_login(ts)
+                .map_err(|source| AccountError::Io {
+                    op: "recording last login",
+                    addr: mailbox.address().to_string(),
+                    source,
+                })
+        })
+        .await?
+    }
+}
+
+async fn read_password(mailbox: Mailbox) -> Result<Option<String>, AccountError> {
+    tokio::task::spawn_blocking(move || {
+        mailbox.read_password().map_err(|source| AccountError::Io {
+            op: "reading password",
+            addr: mailbox.address().to_string(),
+            source,
+        })
+    })
+    .await?
+}
