@@ -128,13 +128,25 @@ pub fn open_dir_nofollow(path: &Path) -> Result<Option<OwnedFd>, ScanError> {
     match rustix::fs::open(path, dir_flags(), Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT) => Ok(None),
-        Err(Errno::LOOP) => Err(ScanError::Symlink { path: path.into() }),
-        Err(Errno::NOTDIR) => Err(ScanError::NotDirectory { path: path.into() }),
+        Err(Errno::LOOP | Errno::NOTDIR) => Err(not_a_dir(path.to_path_buf(), path_is_symlink(path))),
         Err(e) => Err(ScanError::Open {
             path: path.into(),
             source: e.into(),
         }),
     }
+}
+
+/// `O_NOFOLLOW | O_DIRECTORY` fails with `ENOTDIR` (or `ELOOP`) on a symlink: name it right.
+fn not_a_dir(path: PathBuf, symlink: bool) -> ScanError {
+    if symlink {
+        ScanError::Symlink { path }
+    } else {
+        ScanError::NotDirectory { path }
+    }
+}
+
+fn path_is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// The mailboxes directory, read one entry at a time; shared by the worker threads.
@@ -261,8 +273,11 @@ pub fn scan_mailbox(
     let fd = match rustix::fs::openat(root, name, dir_flags(), Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
-        Err(Errno::LOOP) => return Err(ScanError::Symlink { path }),
-        Err(Errno::NOTDIR) => return Err(ScanError::NotDirectory { path }),
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            let symlink = rustix::fs::statat(root, name, AtFlags::SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode as _) == FileType::Symlink);
+            return Err(not_a_dir(path, symlink));
+        }
         Err(e) => {
             return Err(ScanError::Open {
                 path,
