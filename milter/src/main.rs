@@ -1,17 +1,111 @@
-//! Postfix milter of a chatmail relay: only OpenPGP-encrypted mail in and out.
+//! `chatmail-milter`: the Postfix milter of a chatmail relay.
 
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chatmail_common::config::{Config, DEFAULT_CONFIG_PATH};
+use chatmail_common::daemon::{self, ListenAddr, exit_with};
+use chatmail_common::mailbox::Mailboxes;
+use chatmail_milter::listener::{self, ServeConfig};
+use chatmail_milter::ratelimit::SendLimiter;
+use chatmail_milter::session::Shared;
 use clap::Parser;
 
-/// Postfix milter of a chatmail relay: only OpenPGP-encrypted mail in and out (not implemented yet).
+/// Postfix milter of a chatmail relay: only OpenPGP-encrypted mail in and out.
+///
+/// Two listeners: the outbound one for Postfix's submission/smtps services (authenticated
+/// users sending), the inbound one for port 25 (other servers delivering). ADDR is
+/// `unix:/path` or `inet:HOST:PORT`. Under systemd socket activation the sockets named
+/// `outbound` and `inbound` are used instead.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
     /// chatmail.ini to read
-    #[arg(long, default_value = chatmail_common::config::DEFAULT_CONFIG_PATH)]
-    config: std::path::PathBuf,
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Listener for submission/smtps [default: chatmail.ini milter_outbound]
+    #[arg(long, value_name = "ADDR")]
+    outbound: Option<ListenAddr>,
+    /// Listener for port 25 [default: chatmail.ini milter_inbound]
+    #[arg(long, value_name = "ADDR")]
+    inbound: Option<ListenAddr>,
+}
+
+fn parse_addr(key: &str, value: &str, config: &Config) -> ListenAddr {
+    value.parse().unwrap_or_else(|e| {
+        exit_with(format!(
+            "{}: invalid {key} {value:?}: {e}",
+            config.path.display()
+        ))
+    })
 }
 
 fn main() {
-    let _args = Args::parse();
-    chatmail_common::daemon::exit_with("not implemented yet");
+    let args = Args::parse();
+    daemon::init_logging();
+    let config = Config::load(&args.config).unwrap_or_else(|e| exit_with(e));
+    let outbound = args
+        .outbound
+        .unwrap_or_else(|| parse_addr("milter_outbound", &config.milter_outbound, &config));
+    let inbound = args
+        .inbound
+        .unwrap_or_else(|| parse_addr("milter_inbound", &config.milter_inbound, &config));
+    if outbound == inbound {
+        exit_with(format!(
+            "outbound and inbound listeners are the same: {outbound}"
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| exit_with(format!("cannot start the async runtime: {e}")));
+    runtime.block_on(run(config, outbound, inbound));
+}
+
+async fn run(config: Config, outbound: ListenAddr, inbound: ListenAddr) {
+    let (out, inb) = listener::open(&outbound, &inbound).unwrap_or_else(|e| exit_with(e));
+    let limiter = SendLimiter::new(
+        NonZeroU32::new(config.max_user_send_per_minute).unwrap_or(NonZeroU32::MIN),
+        NonZeroU32::new(config.max_user_send_burst_size).unwrap_or(NonZeroU32::MIN),
+    );
+    let shared = Arc::new(Shared {
+        limiter,
+        mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
+        buffer_limit: Shared::buffer_limit_for(config.max_message_size),
+    });
+    let cleanup = shared.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            cleanup.limiter.forget_idle();
+        }
+    });
+    let serve_config = ServeConfig {
+        max_connections: usize::try_from(config.max_smtp_connections)
+            .unwrap_or(1000)
+            .max(100),
+        ..Default::default()
+    };
+    tracing::info!(
+        config = %config.path.display(),
+        mail_domain = %config.mail_domain,
+        max_user_send_per_minute = config.max_user_send_per_minute,
+        max_user_send_burst_size = config.max_user_send_burst_size,
+        max_message_size = config.max_message_size,
+        "chatmail-milter starting"
+    );
+    daemon::notify_ready();
+    let result = listener::serve(
+        shared,
+        vec![out, inb],
+        serve_config,
+        daemon::shutdown_signal(),
+    )
+    .await;
+    daemon::notify_stopping();
+    if let Err(e) = result {
+        exit_with(format!("milter stopped: {e}"));
+    }
 }

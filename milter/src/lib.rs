@@ -1,0 +1,16 @@
+//! chatmail-milter: a Postfix milter that lets only OpenPGP-encrypted mail in and out of a
+//! chatmail relay (spec §6).
+//!
+//! * [`policy`]: the rules, as pure functions of envelope and message bytes;
+//! * [`ratelimit`]: the per-sender GCRA send limit;
+//! * [`message`]: the bounded message buffer rebuilt from milter events;
+//! * [`session`]: one Postfix connection, its direction and the message in progress;
+//! * [`callbacks`]: indymilter glue;
+//! * [`listener`]: the outbound and inbound listeners and the servers on them.
+
+pub mod callbacks;
+pub mod listener;
+pub mod message;
+pub mod policy;
+pub mod ratelimit;
+pub mod session;

@@ -1,0 +1,161 @@
+//! The two listening sockets and the milter servers on them.
+//!
+//! The listener a connection arrives on decides its policy: `outbound` for Postfix's
+//! submission/smtps services, `inbound` for port 25. Sockets come from systemd
+//! (`FileDescriptorName=outbound` / `inbound`) or are bound here; unix sockets get mode 0666
+//! so that Postfix's smtpd and cleanup processes (user `postfix`) can connect.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatmail_common::daemon::{ListenAddr, Listener, systemd_listeners};
+use indymilter::EitherListener;
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::callbacks::make_callbacks;
+use crate::policy::Direction;
+use crate::session::Shared;
+
+/// Mode of unix sockets we bind ourselves.
+pub const SOCKET_MODE: u32 = 0o666;
+
+pub type MilterListener = EitherListener<TcpListener, UnixListener>;
+
+/// One listening socket with its policy.
+pub struct Bound {
+    pub direction: Direction,
+    pub listener: MilterListener,
+    /// Where it listens (for logs).
+    pub description: String,
+    /// A socket file we created and remove on exit.
+    pub socket_file: Option<PathBuf>,
+}
+
+fn convert(listener: Listener) -> MilterListener {
+    match listener {
+        Listener::Tcp(l) => EitherListener::Tcp(l),
+        Listener::Unix(l) => EitherListener::Unix(l),
+    }
+}
+
+/// Binds one listener ourselves.
+pub fn bind(direction: Direction, addr: &ListenAddr) -> io::Result<Bound> {
+    let listener = Listener::bind(addr, SOCKET_MODE)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    Ok(Bound {
+        direction,
+        listener: convert(listener),
+        description: addr.to_string(),
+        socket_file: match addr {
+            ListenAddr::Unix(p) => Some(p.clone()),
+            ListenAddr::Tcp(_) => None,
+        },
+    })
+}
+
+/// Both listeners: systemd-passed sockets named `outbound`/`inbound` where present, else
+/// bound at the given addresses.
+pub fn open(outbound: &ListenAddr, inbound: &ListenAddr) -> io::Result<(Bound, Bound)> {
+    let mut passed = systemd_listeners()?;
+    let mut take = |direction: Direction, addr: &ListenAddr| -> io::Result<Bound> {
+        match passed.iter().position(|(n, _)| n == direction.name()) {
+            Some(i) => {
+                let (name, l) = passed.swap_remove(i);
+                Ok(Bound {
+                    direction,
+                    listener: convert(l),
+                    description: format!("systemd socket '{name}'"),
+                    socket_file: None,
+                })
+            }
+            None => bind(direction, addr),
+        }
+    };
+    let out = take(Direction::Outbound, outbound)?;
+    let inb = take(Direction::Inbound, inbound)?;
+    for (name, _) in passed {
+        tracing::warn!(
+            name,
+            "ignoring a systemd socket not named 'outbound' or 'inbound'"
+        );
+    }
+    Ok((out, inb))
+}
+
+/// Serving limits.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Open milter connections per listener (each Postfix smtpd/cleanup process holds one).
+    pub max_connections: usize,
+    /// How long a connection may stay silent between milter commands.
+    pub connection_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            max_connections: 1000,
+            connection_timeout: Duration::from_secs(7210),
+        }
+    }
+}
+
+/// Runs both milters until `shutdown` completes, then removes the socket files we made.
+pub async fn serve(
+    shared: Arc<Shared>,
+    listeners: Vec<Bound>,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut files = Vec::new();
+    for bound in listeners {
+        let callbacks = make_callbacks(shared.clone(), bound.direction);
+        let milter_config = indymilter::Config {
+            max_connections: config.max_connections,
+            connection_timeout: config.connection_timeout,
+            ..Default::default()
+        };
+        let mut rx = stop_rx.clone();
+        let stop = async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        tracing::info!(
+            listener = bound.direction.name(),
+            at = %bound.description,
+            "listening"
+        );
+        files.extend(bound.socket_file);
+        tasks.spawn(indymilter::run(
+            bound.listener,
+            callbacks,
+            milter_config,
+            stop,
+        ));
+    }
+    let result = tokio::select! {
+        _ = shutdown => Ok(()),
+        Some(r) = tasks.join_next() => {
+            // A milter stopped by itself: it can no longer accept connections.
+            match r {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(io::Error::other(e)),
+            }
+        }
+    };
+    let _ = stop_tx.send(true);
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "milter listener stopped with an error");
+        }
+    }
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    result
+}

@@ -1,0 +1,78 @@
+//! Is a parsed message an OpenPGP/MIME encrypted message (RFC 3156 §4)?
+//!
+//! Top level `multipart/encrypted` with exactly two parts, neither of them multipart:
+//! `application/pgp-encrypted` whose body, trimmed, is `Version: 1`, then
+//! `application/octet-stream` holding an ASCII-armored message that passes
+//! [`check_armored_message`]. A part with two `Content-Type` or `Content-Transfer-Encoding`
+//! headers is refused, so that no reader can see a different structure than we did.
+
+use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders, PartType};
+
+use super::armor::{ArmorError, ArmorHeaders, check_armored_message};
+use super::openpgp::PacketSummary;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotEncrypted {
+    #[error("not multipart/encrypted")]
+    NotMultipartEncrypted,
+    #[error("{0} MIME parts instead of 2")]
+    PartCount(usize),
+    #[error("MIME part {0} is itself multipart or a message")]
+    NestedPart(usize),
+    #[error("MIME part {0} has an unexpected content type")]
+    PartType(usize),
+    #[error("the application/pgp-encrypted part is not 'Version: 1'")]
+    VersionPart,
+    #[error("ambiguous MIME headers (repeated Content-Type or Content-Transfer-Encoding)")]
+    AmbiguousHeaders,
+    #[error("armor: {0}")]
+    Armor(#[from] ArmorError),
+}
+
+/// Checks the RFC 3156 structure and the encrypted payload.
+pub fn check_encrypted(
+    msg: &Message<'_>,
+    headers: ArmorHeaders,
+) -> Result<PacketSummary, NotEncrypted> {
+    let root = msg.root_part();
+    if !root.is_content_type("multipart", "encrypted") {
+        return Err(NotEncrypted::NotMultipartEncrypted);
+    }
+    unambiguous(root)?;
+    let PartType::Multipart(children) = &root.body else {
+        return Err(NotEncrypted::NotMultipartEncrypted);
+    };
+    if children.len() != 2 {
+        return Err(NotEncrypted::PartCount(children.len()));
+    }
+    let part = |i: usize| -> Result<&MessagePart<'_>, NotEncrypted> {
+        let p = msg
+            .part(children[i])
+            .ok_or(NotEncrypted::PartCount(children.len()))?;
+        if matches!(p.body, PartType::Multipart(_) | PartType::Message(_)) {
+            return Err(NotEncrypted::NestedPart(i + 1));
+        }
+        unambiguous(p)?;
+        Ok(p)
+    };
+    let control = part(0)?;
+    if !control.is_content_type("application", "pgp-encrypted") {
+        return Err(NotEncrypted::PartType(1));
+    }
+    if control.contents().trim_ascii() != b"Version: 1" {
+        return Err(NotEncrypted::VersionPart);
+    }
+    let payload = part(1)?;
+    if !payload.is_content_type("application", "octet-stream") {
+        return Err(NotEncrypted::PartType(2));
+    }
+    Ok(check_armored_message(payload.contents(), headers)?)
+}
+
+fn unambiguous(part: &MessagePart<'_>) -> Result<(), NotEncrypted> {
+    let count = |name: &HeaderName<'_>| part.headers.iter().filter(|h| &h.name == name).count();
+    if count(&HeaderName::ContentType) > 1 || count(&HeaderName::ContentTransferEncoding) > 1 {
+        return Err(NotEncrypted::AmbiguousHeaders);
+    }
+    Ok(())
+}
