@@ -1,0 +1,260 @@
+//! Lookup and account-creation throughput of `chatmail-doveauth` over its real socket, next to
+//! a trivial dict server answering a constant (the IPC floor), measured in the same run.
+//!
+//! `cargo bench -p chatmail-doveauth` (set `BENCH_SECONDS` to change the time per point).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "bench.example.org";
+const ACCOUNTS: usize = 1000;
+const FLOOR_ENV: &str = "DOVEAUTH_BENCH_FLOOR_SOCKET";
+
+fn main() {
+    // `cargo bench` passes --bench; the floor server is this binary re-executed.
+    if let Ok(socket) = std::env::var(FLOOR_ENV) {
+        floor_server(Path::new(&socket));
+        return;
+    }
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let duration = Duration::from_secs_f64(seconds);
+    let dir = tempfile::tempdir().unwrap();
+    let mailboxes = dir.path().join("vmail");
+    let hash = chatmail_doveauth::password::hash("benchmark-password").unwrap();
+    let users: Vec<String> = (0..ACCOUNTS)
+        .map(|i| format!("bench{i:04}@{DOMAIN}"))
+        .collect();
+    for u in &users {
+        let mb = mailboxes.join(u);
+        std::fs::create_dir_all(&mb).unwrap();
+        std::fs::write(mb.join("password"), &hash).unwrap();
+    }
+    let config = dir.path().join("chatmail.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {}\nusername_min_length = 1\n\
+             username_max_length = 20\nmax_load_1m = 99999\nmin_available_memory = 0\nmin_free_disk_space = 0\n",
+            mailboxes.display()
+        ),
+    )
+    .unwrap();
+
+    let auth_socket = dir.path().join("doveauth.sock");
+    let auth = Server::start(
+        Command::new(env!("CARGO_BIN_EXE_chatmail-doveauth"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--socket")
+            .arg(&auth_socket)
+            .env("RUST_LOG", "warn"),
+        &auth_socket,
+    );
+    let floor_socket = dir.path().join("floor.sock");
+    let floor = Server::start(
+        Command::new(std::env::current_exe().unwrap()).env(FLOOR_ENV, &floor_socket),
+        &floor_socket,
+    );
+
+    println!(
+        "chatmail-doveauth lookups of existing accounts ({ACCOUNTS} accounts, {seconds} s per point)"
+    );
+    println!(
+        "{:>5} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>10} {:>9}",
+        "conns",
+        "doveauth/s",
+        "p50 µs",
+        "p99 µs",
+        "floor/s",
+        "p50 µs",
+        "p99 µs",
+        "rate ratio",
+        "p99 ratio"
+    );
+    for conns in [1, 8, 64] {
+        let f = load(&floor.socket, conns, duration, &users);
+        let a = load(&auth.socket, conns, duration, &users);
+        println!(
+            "{conns:>5} | {:>12.0} {:>9.0} {:>9.0} | {:>12.0} {:>9.0} {:>9.0} | {:>10.2} {:>9.2}",
+            a.rate,
+            a.p50,
+            a.p99,
+            f.rate,
+            f.p50,
+            f.p99,
+            a.rate / f.rate,
+            a.p99 / f.p99
+        );
+    }
+
+    // First logins: creation rate versus the SHA512-CRYPT rate on all cores.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let n_hashes = 400;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..cores {
+            s.spawn(|| {
+                for _ in 0..n_hashes / cores {
+                    chatmail_doveauth::password::hash("benchmark-password").unwrap();
+                }
+            });
+        }
+    });
+    let hash_rate = n_hashes as f64 / start.elapsed().as_secs_f64();
+    let n_new = 400;
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                let mut c = Client::connect(&auth.socket);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n_new {
+                        break;
+                    }
+                    let reply = c.passdb(&format!("new{i:05}@{DOMAIN}"), "benchmark-password");
+                    assert!(reply.starts_with('O'), "{reply}");
+                }
+            });
+        }
+    });
+    let create_rate = n_new as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "first-login creations: {create_rate:.0}/s with 8 connections; SHA512-CRYPT alone on {cores} cores: {hash_rate:.0}/s; ratio {:.2}",
+        create_rate / hash_rate
+    );
+    drop((auth, floor));
+}
+
+struct Server {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    fn start(cmd: &mut Command, socket: &Path) -> Server {
+        let child = cmd.stdout(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(socket).is_err() {
+            assert!(Instant::now() < deadline, "server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Server {
+            child,
+            socket: socket.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Client {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+    line: String,
+}
+
+impl Client {
+    fn connect(socket: &Path) -> Client {
+        let stream = UnixStream::connect(socket).unwrap();
+        let mut c = Client {
+            reader: BufReader::new(stream.try_clone().unwrap()),
+            stream,
+            line: String::new(),
+        };
+        c.stream.write_all(b"H3\t2\t0\t\tauth\n").unwrap();
+        c
+    }
+
+    fn passdb(&mut self, user: &str, password: &str) -> &str {
+        let req = format!("Lshared/passdb/{password}\"{user}\t{user}\n");
+        self.stream.write_all(req.as_bytes()).unwrap();
+        self.line.clear();
+        self.reader.read_line(&mut self.line).unwrap();
+        &self.line
+    }
+}
+
+struct Stats {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+/// `conns` connections, each with one request outstanding at a time (as Dovecot's auth
+/// workers do), for `duration`.
+fn load(socket: &Path, conns: usize, duration: Duration, users: &[String]) -> Stats {
+    let start = Instant::now();
+    let mut latencies: Vec<u32> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..conns)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut c = Client::connect(socket);
+                    let mut lat = Vec::with_capacity(100_000);
+                    let mut i = t * 7919;
+                    while start.elapsed() < duration {
+                        let user = &users[i % users.len()];
+                        i += 1;
+                        let t0 = Instant::now();
+                        let reply = c.passdb(user, "benchmark-password");
+                        assert!(reply.starts_with('O'), "{reply}");
+                        lat.push(t0.elapsed().as_micros() as u32);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pct =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64;
+    Stats {
+        rate: latencies.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+/// The IPC floor: a dict server that answers every lookup with one constant record, using a
+/// thread per connection and no parsing beyond finding the line end.
+fn floor_server(socket: &Path) {
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).unwrap();
+    let reply = format!(
+        "O{{\"addr\": \"x@{DOMAIN}\", \"home\": \"/home/vmail/mail/{DOMAIN}/x@{DOMAIN}\", \"uid\": \"vmail\", \"gid\": \"vmail\", \"password\": \"{}\"}}\n",
+        "{SHA512-CRYPT}$6$0123456789abcdef$".to_string() + &"x".repeat(86)
+    );
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let reply = reply.clone();
+        std::thread::spawn(move || {
+            let mut writer = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                if line.first() == Some(&b'L') && writer.write_all(reply.as_bytes()).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+    }
+}
