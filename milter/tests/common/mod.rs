@@ -594,6 +594,10 @@ pub async fn transaction(
     }
     let (fields, body) = split_message(raw);
     for (n, v) in fields {
+        if n.is_empty() {
+            // Postfix never sends a header without a name.
+            continue;
+        }
         let n = cstring_lossy(&n);
         let v = cstring_lossy(&v);
         let s = conn.header(n, v).await.unwrap();
