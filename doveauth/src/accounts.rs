@@ -9,9 +9,13 @@ use chatmail_common::config::Config;
 use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
 use tokio::sync::Semaphore;
 
+use crate::cache::RecordCache;
 use crate::password;
 use crate::rules::{self, check_new_account};
 use crate::syslimits::Readings;
+
+/// Accounts kept in the lookup cache at most (about 300 bytes each).
+const CACHE_CAPACITY: usize = 20_000;
 
 /// What Dovecot gets for an account (passdb and userdb alike).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +66,8 @@ pub enum AccountError {
 pub struct Accounts {
     config: Arc<Config>,
     mailboxes: Mailboxes,
+    /// Recently seen accounts, as their JSON record.
+    cache: RecordCache,
     /// Bounds concurrent hashing to the number of cores, so a burst of first logins cannot
     /// starve lookups of existing accounts.
     hashing: Semaphore,
@@ -72,6 +78,7 @@ impl Accounts {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Accounts {
             mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
+            cache: RecordCache::new(CACHE_CAPACITY),
             config,
             hashing: Semaphore::new(cores),
         }
@@ -92,30 +99,38 @@ impl Accounts {
         }
     }
 
-    /// userdb lookup: the account if it exists.
-    pub async fn userdb(&self, user: &str) -> Result<Option<UserRecord>, AccountError> {
+    /// userdb lookup: the account's JSON record if it exists.
+    pub async fn userdb(&self, user: &str) -> Result<Option<String>, AccountError> {
+        if let Some(json) = self.cache.get(user) {
+            return Ok(Some(json));
+        }
         let Some(addr) = self.our_address(user) else {
             return Ok(None);
         };
         let mailbox = self.mailboxes.mailbox(&addr);
         Ok(read_password(mailbox.clone())
             .await?
-            .map(|pw| UserRecord::new(&mailbox, pw)))
+            .map(|pw| self.remember(UserRecord::new(&mailbox, pw))))
     }
 
-    /// passdb lookup: the account if it exists, else create it if the rules allow.
-    /// Dovecot itself compares the login password with the returned hash.
-    pub async fn passdb(
-        &self,
-        user: &str,
-        password: &str,
-    ) -> Result<Option<UserRecord>, AccountError> {
+    fn remember(&self, record: UserRecord) -> String {
+        let json = record.to_json();
+        self.cache.insert(&record.addr, json.clone());
+        json
+    }
+
+    /// passdb lookup: the account's JSON record if it exists, else create the account if the
+    /// rules allow. Dovecot itself compares the login password with the returned hash.
+    pub async fn passdb(&self, user: &str, password: &str) -> Result<Option<String>, AccountError> {
+        if let Some(json) = self.cache.get(user) {
+            return Ok(Some(json));
+        }
         let Some(addr) = self.our_address(user) else {
             return Ok(None);
         };
         let mailbox = self.mailboxes.mailbox(&addr);
         if let Some(existing) = read_password(mailbox.clone()).await? {
-            return Ok(Some(UserRecord::new(&mailbox, existing)));
+            return Ok(Some(self.remember(UserRecord::new(&mailbox, existing))));
         }
         let config = self.config.clone();
         let (addr_c, password_c) = (addr.clone(), password.to_string());
@@ -163,7 +178,7 @@ impl Accounts {
         if new {
             tracing::info!("Created address: {addr}");
         }
-        Ok(Some(UserRecord::new(&mailbox, hash)))
+        Ok(Some(self.remember(UserRecord::new(&mailbox, hash))))
     }
 
     /// All accounts of our domain (those with a password), for `doveadm user '*'`.

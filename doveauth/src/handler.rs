@@ -26,7 +26,7 @@ impl Handler for AuthDict {
             }
         };
         match result {
-            Ok(Some(record)) => LookupReply::Found(record.to_json()),
+            Ok(Some(json)) => LookupReply::Found(json),
             Ok(None) => LookupReply::NotFound,
             Err(e) => {
                 tracing::error!("{e}");

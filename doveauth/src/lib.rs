@@ -2,6 +2,7 @@
 //! its tests and benchmarks.
 
 pub mod accounts;
+pub mod cache;
 pub mod handler;
 pub mod keys;
 pub mod password;
