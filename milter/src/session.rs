@@ -102,12 +102,11 @@ impl Session {
         if let Err(refused) = policy::check_sender(self.direction, &sender) {
             return self.refuse_now(refused, &sender);
         }
-        if self.direction == Direction::Outbound {
-            if let Sender::Address(addr) = &sender {
-                if self.shared.limiter.check(addr.as_str()).is_err() {
-                    return self.refuse_now(Refused::RateLimited(addr.to_string()), &sender);
-                }
-            }
+        if self.direction == Direction::Outbound
+            && let Sender::Address(addr) = &sender
+            && self.shared.limiter.check(addr.as_str()).is_err()
+        {
+            return self.refuse_now(Refused::RateLimited(addr.to_string()), &sender);
         }
         self.transaction = Some(Transaction {
             envelope: Envelope {

@@ -22,7 +22,7 @@ async fn encrypted_mail_is_accepted_even_with_forwarded_from() {
     let msg = encrypted("someone-else@example.com", ALICE, &quick_armored());
     assert_eq!(
         deliver(&m, REMOTE, &[ALICE], &msg).await,
-        Outcome::AtEom(Status::Accept)
+        Outcome::Eom(Status::Accept)
     );
     // ProtonMail-style Version: header is fine inbound.
     let msg = encrypted(REMOTE, ALICE, &gpg_fixture("gpg-version-header.asc"));
@@ -72,7 +72,7 @@ async fn bounces_with_null_sender_pass() {
     );
     assert_eq!(
         send(&m.inbound, None, "", &[ALICE], msg.as_bytes()).await,
-        Outcome::AtEom(Status::Accept)
+        Outcome::Eom(Status::Accept)
     );
     let fake = bounce(
         "MAILER-DAEMON@mx.example.net",
@@ -98,7 +98,7 @@ async fn authenticated_session_on_inbound_listener_is_a_configuration_error() {
     let m = milter().await;
     let msg = encrypted(ALICE, REMOTE, &quick_armored());
     let out = send(&m.inbound, Some(ALICE), ALICE, &[REMOTE], msg.as_bytes()).await;
-    assert!(matches!(out, Outcome::AtMail(Status::Tempfail { .. })));
+    assert!(matches!(out, Outcome::Mail(Status::Tempfail { .. })));
     assert_eq!(
         out.reply().as_deref(),
         Some("451 4.3.5 Mail filter configuration error, try again later")

@@ -15,7 +15,7 @@ async fn encrypted_mail_is_accepted() {
     let msg = encrypted(ALICE, REMOTE, &quick_armored());
     assert_eq!(
         submit(&m, ALICE, &[REMOTE, BOB], &msg).await,
-        Outcome::AtEom(Status::Accept)
+        Outcome::Eom(Status::Accept)
     );
     m.stop().await;
 }
@@ -25,7 +25,7 @@ async fn cleartext_gets_523_verbatim() {
     let m = TestMilter::start(MilterSettings::default()).await;
     let out = submit(&m, ALICE, &[REMOTE], &plain(ALICE, REMOTE, "hello")).await;
     assert_eq!(out.reply().as_deref(), Some(ENCRYPTION_NEEDED));
-    assert!(matches!(out, Outcome::AtEom(Status::Reject { .. })));
+    assert!(matches!(out, Outcome::Eom(Status::Reject { .. })));
     // A cleartext MDN too.
     let out = submit(&m, ALICE, &[REMOTE], &mdn(ALICE, REMOTE)).await;
     assert_eq!(out.reply().as_deref(), Some(ENCRYPTION_NEEDED));
@@ -65,7 +65,7 @@ async fn invalid_envelope_sender_is_refused_at_mail() {
     for (from, shown) in [("", ""), ("no-at-sign", "no-at-sign"), ("a@b@c", "a@b@c")] {
         let out = send(&m.outbound, Some(ALICE), from, &[REMOTE], msg.as_bytes()).await;
         assert!(
-            matches!(out, Outcome::AtMail(Status::Reject { .. })),
+            matches!(out, Outcome::Mail(Status::Reject { .. })),
             "{from:?}"
         );
         assert_eq!(
@@ -82,7 +82,7 @@ async fn securejoin_and_autocrypt_setup_message_pass() {
     let sj = securejoin(ALICE, REMOTE, "vc-request", "Secure-Join: vc-request\n");
     assert_eq!(
         submit(&m, ALICE, &[REMOTE], &sj).await,
-        Outcome::AtEom(Status::Accept)
+        Outcome::Eom(Status::Accept)
     );
     let fake = securejoin(ALICE, REMOTE, "vc-request", "Buy cheap watches!\n");
     let out = submit(&m, ALICE, &[REMOTE], &fake).await;
@@ -91,7 +91,7 @@ async fn securejoin_and_autocrypt_setup_message_pass() {
     let asm = autocrypt_setup_message(ALICE, ALICE, "[...]", true);
     assert_eq!(
         submit(&m, ALICE, &[ALICE], &asm).await,
-        Outcome::AtEom(Status::Accept)
+        Outcome::Eom(Status::Accept)
     );
     let out = submit(&m, ALICE, &[BOB], &asm).await;
     assert_eq!(out.reply().as_deref(), Some(ENCRYPTION_NEEDED));
@@ -140,7 +140,7 @@ async fn unauthenticated_session_on_outbound_listener_is_a_configuration_error()
     let m = TestMilter::start(MilterSettings::default()).await;
     let msg = encrypted(ALICE, REMOTE, &quick_armored());
     let out = send(&m.outbound, None, ALICE, &[REMOTE], msg.as_bytes()).await;
-    assert!(matches!(out, Outcome::AtMail(Status::Tempfail { .. })));
+    assert!(matches!(out, Outcome::Mail(Status::Tempfail { .. })));
     assert_eq!(
         out.reply().as_deref(),
         Some("451 4.3.5 Mail filter configuration error, try again later")

@@ -25,7 +25,7 @@ async fn burst_then_450_at_mail_from() {
     }
     let out = transaction(&mut conn, Some(ALICE), ALICE, &[REMOTE], msg.as_bytes()).await;
     assert!(
-        matches!(out, Outcome::AtMail(Status::Tempfail { .. })),
+        matches!(out, Outcome::Mail(Status::Tempfail { .. })),
         "{out:?}"
     );
     assert_eq!(
@@ -41,7 +41,7 @@ async fn burst_then_450_at_mail_from() {
         msg.as_bytes(),
     )
     .await;
-    assert!(matches!(out, Outcome::AtMail(Status::Tempfail { .. })));
+    assert!(matches!(out, Outcome::Mail(Status::Tempfail { .. })));
     // Other senders are unaffected.
     let bob_msg = encrypted(BOB, REMOTE, &quick_armored());
     assert!(submit(&m, BOB, &[REMOTE], &bob_msg).await.accepted());

@@ -333,7 +333,7 @@ fn fake_encrypted_messages_are_refused() {
                     Part::new("application/pgp-encrypted", "Version: 1"),
                     Part::new(
                         "multipart/mixed; boundary=\"inner\"",
-                        &format!("--inner\nContent-Type: text/plain\n\nhello\n--inner--\n"),
+                        "--inner\nContent-Type: text/plain\n\nhello\n--inner--\n",
                     ),
                 ],
             ),

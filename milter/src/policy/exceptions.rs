@@ -92,10 +92,8 @@ pub fn is_autocrypt_setup_message(msg: &Message<'_>, envelope: &Envelope) -> boo
     if !msg.root_part().is_content_type("multipart", "mixed") {
         return false;
     }
-    let marked = single_header(msg, "Autocrypt-Setup-Message")
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"v1"))
-        || msg.subject() == Some("Autocrypt Setup Message");
-    marked
+    single_header(msg, "Autocrypt-Setup-Message").is_some_and(|v| v.eq_ignore_ascii_case(b"v1"))
+        || msg.subject() == Some("Autocrypt Setup Message")
 }
 
 /// Inbound delivery status notification from a mail server: non-empty `Auto-Submitted`,

@@ -504,18 +504,18 @@ pub async fn open(path: &Path) -> TestConnection {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Refused (or tempfailed) at MAIL FROM with this reply.
-    AtMail(Status),
+    Mail(Status),
     /// Refused at RCPT.
-    AtRcpt(Status),
+    Rcpt(Status),
     /// The end-of-message status.
-    AtEom(Status),
+    Eom(Status),
 }
 
 impl Outcome {
     /// The SMTP reply line, if the milter refused.
     pub fn reply(&self) -> Option<String> {
         let s = match self {
-            Outcome::AtMail(s) | Outcome::AtRcpt(s) | Outcome::AtEom(s) => s,
+            Outcome::Mail(s) | Outcome::Rcpt(s) | Outcome::Eom(s) => s,
         };
         match s {
             Status::Reject { message } | Status::Tempfail { message } => {
@@ -526,17 +526,20 @@ impl Outcome {
     }
 
     pub fn accepted(&self) -> bool {
-        matches!(self, Outcome::AtEom(Status::Accept | Status::Continue))
+        matches!(self, Outcome::Eom(Status::Accept | Status::Continue))
     }
 }
 
+/// Header fields as (name, value) bytes.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Splits a raw message into unfolded header fields and the body.
-pub fn split_message(raw: &[u8]) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>) {
+pub fn split_message(raw: &[u8]) -> (Fields, Vec<u8>) {
     let (head, body) = match raw.windows(4).position(|w| w == b"\r\n\r\n") {
         Some(i) => (&raw[..i + 2], raw[i + 4..].to_vec()),
         None => (raw, Vec::new()),
     };
-    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut fields: Fields = Vec::new();
     for line in head.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -580,12 +583,12 @@ pub async fn transaction(
     }
     let s = conn.mail([format!("<{from}>")]).await.unwrap();
     if s != Status::Continue {
-        return Outcome::AtMail(s);
+        return Outcome::Mail(s);
     }
     for r in rcpts {
         let s = conn.rcpt([format!("<{r}>")]).await.unwrap();
         if s != Status::Continue {
-            return Outcome::AtRcpt(s);
+            return Outcome::Rcpt(s);
         }
     }
     let opts = conn.negotiated_opts();
@@ -617,7 +620,7 @@ pub async fn transaction(
         );
     }
     let (_actions, status) = conn.eom().await.unwrap();
-    Outcome::AtEom(status)
+    Outcome::Eom(status)
 }
 
 /// Header names and values cannot hold NUL in the milter protocol.
