@@ -70,8 +70,21 @@ fn load_config(path: &std::path::Path) -> Config {
     Config::load(path).unwrap_or_else(|e| exit_with(e))
 }
 
+/// Arguments, with the reference's `chatmail-quota-expire TARGET_MB MAILBOX_DIR` accepted
+/// when the binary is called by that name (a symlink), as `chatmail-expire quota ...`.
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as_quota = args.first().is_some_and(|a| {
+        std::path::Path::new(a).file_name() == Some(std::ffi::OsStr::new("chatmail-quota-expire"))
+    });
+    if called_as_quota {
+        args.insert(1, "quota".into());
+    }
+    args
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args());
     init_logging();
     let real_now = unix_now();
     let now = real_now - i64::from(cli.days) * DAY;
@@ -128,6 +141,12 @@ fn main() {
             let totals =
                 with_progress(display, &progress, || daily::run(&config, &opts, &progress))
                     .unwrap_or_else(|e| exit_with(e));
+            if totals.errors > 0 {
+                tracing::warn!(
+                    "{} scan or delete operations failed (see above)",
+                    totals.errors
+                );
+            }
             println!("{}", totals.summary(started.elapsed().as_secs_f64()));
         }
     }

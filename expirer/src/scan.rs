@@ -128,7 +128,9 @@ pub fn open_dir_nofollow(path: &Path) -> Result<Option<OwnedFd>, ScanError> {
     match rustix::fs::open(path, dir_flags(), Mode::empty()) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT) => Ok(None),
-        Err(Errno::LOOP | Errno::NOTDIR) => Err(not_a_dir(path.to_path_buf(), path_is_symlink(path))),
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            Err(not_a_dir(path.to_path_buf(), path_is_symlink(path)))
+        }
         Err(e) => Err(ScanError::Open {
             path: path.into(),
             source: e.into(),

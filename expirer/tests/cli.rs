@@ -47,9 +47,11 @@ fn nums(r: &Run) -> [u64; 4] {
         "Removed out of mailboxes and out of files in existing mailboxes in seconds"
     );
     assert!(
-        w[16].split_once('.').is_some_and(|(s, frac)| frac.len() == 2
-            && s.parse::<u64>().is_ok()
-            && frac.parse::<u64>().is_ok()),
+        w[16]
+            .split_once('.')
+            .is_some_and(|(s, frac)| frac.len() == 2
+                && s.parse::<u64>().is_ok()
+                && frac.parse::<u64>().is_ok()),
         "{}",
         w[16]
     );
@@ -101,11 +103,19 @@ fn passwordless_directories_go_only_if_empty() {
     let r = run(&t, &["-v"]);
     assert_eq!(nums(&r), [1, 2, 0, 0]);
     assert!(empty.exists(), "dry run removed it");
-    assert!(r.stderr.contains("removing empty directory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("removing empty directory"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("isn't empty"), "{}", r.stderr);
     assert_eq!(nums(&run(&t, &["--remove"])), [1, 2, 0, 0]);
     assert!(!empty.exists());
-    assert_eq!(files(&full).len(), 1, "a password-less mailbox keeps its messages");
+    assert_eq!(
+        files(&full).len(),
+        1,
+        "a password-less mailbox keeps its messages"
+    );
 }
 
 #[test]
@@ -265,7 +275,10 @@ fn symlinks_are_never_followed() {
         "new",
     ] {
         assert!(
-            fs::symlink_metadata(mb.join(link)).unwrap().file_type().is_symlink(),
+            fs::symlink_metadata(mb.join(link))
+                .unwrap()
+                .file_type()
+                .is_symlink(),
             "{link}"
         );
     }
@@ -290,7 +303,11 @@ fn dry_run_changes_nothing() {
     let before = snapshot(t.tmp.path());
     let dry = run(&t, &["-v"]);
     let dry_counts = nums(&dry);
-    assert_eq!(snapshot(t.tmp.path()), before, "the dry run changed the tree");
+    assert_eq!(
+        snapshot(t.tmp.path()),
+        before,
+        "the dry run changed the tree"
+    );
     assert!(dry_counts[0] == 2 && dry_counts[2] > 0, "{dry_counts:?}");
     // the dry run predicts the real run
     assert_eq!(nums(&run(&t, &["--remove"])), dry_counts);
@@ -340,7 +357,11 @@ fn verbose_lists_what_goes_on_stderr_only() {
     let r = run(&t, &["-v"]);
     assert_eq!(r.stdout.lines().count(), 1);
     assert!(r.stderr.contains("removing old "), "{}", r.stderr);
-    assert!(r.stderr.contains(&old.display().to_string()), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&old.display().to_string()),
+        "{}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains("removing large ") && r.stderr.contains(&big.display().to_string()),
         "{}",
@@ -432,10 +453,19 @@ fn quota_command_refuses_odd_targets() {
     let r = quota(&["0", link.to_str().unwrap()]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("symlink"), "{}", r.stderr);
-    let r = quota(&["0", t.root.join(format!("nobody@{DOMAIN}")).to_str().unwrap()]);
+    let r = quota(&[
+        "0",
+        t.root.join(format!("nobody@{DOMAIN}")).to_str().unwrap(),
+    ]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no such mailbox"), "{}", r.stderr);
-    assert_eq!(files(&real).iter().filter(|f| f.starts_with("cur/")).count(), 1);
+    assert_eq!(
+        files(&real)
+            .iter()
+            .filter(|f| f.starts_with("cur/"))
+            .count(),
+        1
+    );
     assert_ne!(quota(&["many", real.to_str().unwrap()]).code, 0);
 }
 
@@ -454,7 +484,11 @@ fn report_text_and_textfile() {
     let r = run(&t, &["report"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("mailboxes:      4"), "{}", r.stdout);
-    assert!(r.stdout.contains("accounts:       3 (2 users, 1 ci)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("accounts:       3 (2 users, 1 ci)"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("in 3 files"), "{}", r.stdout);
 
     let dir = t.tmp.path().join("textfiles");
@@ -504,7 +538,9 @@ fn help_and_version() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    for word in ["--remove", "--config", "--days", "--maxnum", "quota", "report"] {
+    for word in [
+        "--remove", "--config", "--days", "--maxnum", "quota", "report",
+    ] {
         assert!(text.contains(word), "{word} missing in help");
     }
 }
@@ -551,11 +587,31 @@ fn unreadable_folders_are_skipped_with_a_warning() {
         code: out.status.code().unwrap_or(-1),
     };
     if r.code != 0 && r.stderr.contains("ermission denied") && !r.stderr.contains(".Locked") {
-        eprintln!("skipped: nobody cannot run the test binary here: {}", r.stderr);
+        eprintln!(
+            "skipped: nobody cannot run the test binary here: {}",
+            r.stderr
+        );
         return;
     }
     assert_eq!(nums(&r), [0, 1, 1, 1], "{}", r.stderr);
     assert!(r.stderr.contains(".Locked"), "{}", r.stderr);
     assert!(!old.exists());
     assert!(hidden.exists());
+}
+
+#[test]
+fn called_as_chatmail_quota_expire_it_is_the_quota_command() {
+    let t = Tree::new();
+    let n = now();
+    let mb = t.mailbox("user", Some(n));
+    let old = t.msg(&mb, "cur", n - 5 * DAY, 2 * 1024 * 1024, 10);
+    let alias = t.tmp.path().join("chatmail-quota-expire");
+    symlink(env!("CARGO_BIN_EXE_chatmail-expire"), &alias).unwrap();
+    let out = Command::new(&alias).arg("1").arg(&mb).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "quota-expire: removed 1 message(s) from user@example.org\n"
+    );
+    assert!(!old.exists());
 }

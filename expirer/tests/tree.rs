@@ -56,7 +56,14 @@ fn scan_sees_messages_extras_and_last_login() {
     let mut msgs: Vec<_> = l
         .messages
         .iter()
-        .map(|m| (l.message_path(m).display().to_string(), m.folder, m.size, m.mtime))
+        .map(|m| {
+            (
+                l.message_path(m).display().to_string(),
+                m.folder,
+                m.size,
+                m.mtime,
+            )
+        })
         .collect();
     msgs.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
@@ -188,7 +195,7 @@ fn unreadable_entries_are_skipped_with_a_warning() {
     let old = t.msg(&mb, "cur", n - 30 * DAY, 10, 10);
     let locked = mb.join(".Locked");
     t.msg(&mb, ".Locked/cur", n - 30 * DAY, 10, 10);
-    fs::set_permissions(&locked, fs::Permissions::from_mode(0)).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
     if fs::read_dir(&locked).is_ok() {
         // running as root: permissions do not stop us, nothing to test
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
@@ -220,6 +227,10 @@ fn mailbox_dirs_lists_only_address_directories() {
     }
     names.sort();
     assert_eq!(names, vec![format!("a@{DOMAIN}"), format!("b@{DOMAIN}")]);
-    assert!(MailboxDirs::open(&PathBuf::from("/nonexistent/dir"), None).unwrap().is_none());
+    assert!(
+        MailboxDirs::open(&PathBuf::from("/nonexistent/dir"), None)
+            .unwrap()
+            .is_none()
+    );
     let _ = dirs.root_fd().as_fd();
 }

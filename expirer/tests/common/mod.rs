@@ -84,7 +84,14 @@ impl Tree {
 
     /// A message file in `<mailbox>/<folder>` delivered at `time` (also its mtime), with
     /// `S=<quota_size>` in the name and `disk` bytes of content.
-    pub fn msg(&self, mailbox: &Path, folder: &str, time: i64, quota_size: u64, disk: usize) -> PathBuf {
+    pub fn msg(
+        &self,
+        mailbox: &Path,
+        folder: &str,
+        time: i64,
+        quota_size: u64,
+        disk: usize,
+    ) -> PathBuf {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let flags = if folder.ends_with("cur") { ":2,S" } else { "" };
         let name = format!(
@@ -95,7 +102,14 @@ impl Tree {
     }
 
     /// A file with an arbitrary name.
-    pub fn raw(&self, mailbox: &Path, folder: &str, name: &str, mtime: i64, disk: usize) -> PathBuf {
+    pub fn raw(
+        &self,
+        mailbox: &Path,
+        folder: &str,
+        name: &str,
+        mtime: i64,
+        disk: usize,
+    ) -> PathBuf {
         let dir = mailbox.join(folder);
         fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
@@ -123,7 +137,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
             };
             out.insert(
                 rel,
-                format!("{kind} size={} mtime={}.{}", md.len(), md.mtime(), md.mtime_nsec()),
+                format!(
+                    "{kind} size={} mtime={}.{}",
+                    md.len(),
+                    md.mtime(),
+                    md.mtime_nsec()
+                ),
             );
             if md.is_dir() {
                 walk(root, &p, out);
