@@ -51,9 +51,9 @@ enum Command {
     /// Trim one mailbox to TARGET_MB (oldest first, never the last 24 hours); called by
     /// Dovecot's quota_warning. Acts immediately; does not read chatmail.ini.
     Quota {
-        /// Target size in MiB (by the S= sizes in the file names)
-        #[arg(value_name = "TARGET_MB")]
-        target_mb: u64,
+        /// Target size in MiB, e.g. 350 or 0.7 (by the S= sizes in the file names)
+        #[arg(value_name = "TARGET_MB", value_parser = quota::parse_target_mb)]
+        target: u64,
         /// The mailbox directory, <mailboxes_dir>/<address>
         #[arg(value_name = "MAILBOX_DIR")]
         mailbox_dir: PathBuf,
@@ -93,9 +93,9 @@ fn main() {
     let progress = Progress::default();
     match cli.command {
         Some(Command::Quota {
-            target_mb,
+            target,
             mailbox_dir,
-        }) => match quota::trim(target_mb, &mailbox_dir, real_now) {
+        }) => match quota::trim(target, &mailbox_dir, real_now) {
             Ok(t) => {
                 if t.removed > 0 {
                     eprintln!(
