@@ -1,0 +1,196 @@
+"""Helpers of the end-to-end suite: the relay's config, credentials, IMAP/SMTP clients.
+
+Import them in test files with `from relaytest import ...` (tests/e2e is on sys.path).
+"""
+
+from __future__ import annotations
+
+import configparser
+import imaplib
+import os
+import secrets
+import smtplib
+import socket
+import ssl
+import string
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+CHATMAIL_INI = Path(os.environ.get("CHATMAIL_INI", "/etc/chatmail/chatmail.ini"))
+LOG_DIR = Path(os.environ.get("RELAY_LOG_DIR", "/var/log/chatmail-relay"))
+HOST = "127.0.0.1"
+IMAP_PORT = 993
+IMAP_STARTTLS_PORT = 143
+SMTPS_PORT = 465
+SUBMISSION_PORT = 587
+SMTP_PORT = 25
+TIMEOUT = 30
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass
+class RelayConfig:
+    path: Path
+    params: dict[str, str]
+    mail_domain: str  # "[127.0.0.1]" for an IP-only relay
+    mail_domain_bare: str
+    mailboxes_dir: Path
+    username_min_length: int
+    username_max_length: int
+    password_min_length: int
+    max_message_size: int
+
+    def int_param(self, key: str, default: int) -> int:
+        return int(self.params.get(key, default))
+
+    def mailbox_dir(self, addr: str) -> Path:
+        return self.mailboxes_dir / addr
+
+    def password_file(self, addr: str) -> Path:
+        return self.mailbox_dir(addr) / "password"
+
+
+def read_config(path: Path = CHATMAIL_INI) -> RelayConfig:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    params = {k: v.strip() for k, v in parser["params"].items()}
+    bare = params["mail_domain"]
+    try:
+        socket.inet_aton(bare)
+        is_ip = bare.count(".") == 3
+    except OSError:
+        is_ip = False
+    return RelayConfig(
+        path=path,
+        params=params,
+        mail_domain=f"[{bare}]" if is_ip else bare,
+        mail_domain_bare=bare,
+        mailboxes_dir=Path(params.get("mailboxes_dir", f"/home/vmail/mail/{bare}")),
+        username_min_length=int(params.get("username_min_length", 9)),
+        username_max_length=int(params.get("username_max_length", 9)),
+        password_min_length=int(params.get("password_min_length", 9)),
+        max_message_size=int(params.get("max_message_size", 31457280)),
+    )
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------- accounts
+
+
+@dataclass
+class Account:
+    addr: str
+    password: str
+
+    @property
+    def localpart(self) -> str:
+        return self.addr.rsplit("@", 1)[0]
+
+    def dclogin(self) -> str:
+        """The link `packaging/relay` prints, for this account."""
+        return (
+            f"dclogin:{self.addr}?p={urllib.parse.quote(self.password, safe='')}&v=1"
+            f"&ih={HOST}&ip={IMAP_PORT}&is=ssl&sh={HOST}&sp={SMTPS_PORT}&ss=ssl&ic=3&sc=3"
+        )
+
+
+def random_localpart(length: int) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
+
+
+def random_password(length: int) -> str:
+    alphabet = string.ascii_letters + string.digits + "!#%&()*+,-.:;<=>?@[]^_{|}~"
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+# ---------------------------------------------------------------- protocol clients
+
+
+def tls_context(minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None):
+    """A client context that accepts the relay's self-signed certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if minimum:
+        ctx.minimum_version = minimum
+    if maximum:
+        ctx.maximum_version = maximum
+    return ctx
+
+
+def imap_connect(port: int = IMAP_PORT, ctx: ssl.SSLContext | None = None) -> imaplib.IMAP4:
+    """IMAP over implicit TLS (993) or STARTTLS (143)."""
+    ctx = ctx or tls_context()
+    if port == IMAP_STARTTLS_PORT:
+        imap = imaplib.IMAP4(HOST, port, timeout=TIMEOUT)
+        imap.starttls(ssl_context=ctx)
+        return imap
+    return imaplib.IMAP4_SSL(HOST, port, ssl_context=ctx, timeout=TIMEOUT)
+
+
+def smtp_connect(port: int = SMTPS_PORT, ctx: ssl.SSLContext | None = None) -> smtplib.SMTP:
+    """SMTP over implicit TLS (465) or with STARTTLS (587, 25)."""
+    ctx = ctx or tls_context()
+    if port == SMTPS_PORT:
+        return smtplib.SMTP_SSL(HOST, port, context=ctx, timeout=TIMEOUT)
+    smtp = smtplib.SMTP(HOST, port, timeout=TIMEOUT)
+    smtp.starttls(context=ctx)
+    return smtp
+
+
+def imap_login_ok(addr: str, password: str, port: int = IMAP_PORT) -> bool:
+    imap = imap_connect(port)
+    try:
+        imap.login(addr, password)
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        try:
+            imap.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+    return True
+
+
+def smtp_login_ok(addr: str, password: str, port: int = SMTPS_PORT) -> bool:
+    smtp = smtp_connect(port)
+    try:
+        smtp.login(addr, password)
+    except smtplib.SMTPAuthenticationError:
+        return False
+    finally:
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+    return True
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1, what: str = "condition"):
+    """Polls predicate() until it returns a true value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def doveadm(*args: str) -> str:
+    return subprocess.run(
+        ["doveadm", *args], check=True, capture_output=True, text=True, timeout=TIMEOUT
+    ).stdout
