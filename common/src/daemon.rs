@@ -181,14 +181,39 @@ pub fn systemd_listeners() -> io::Result<Vec<(String, Listener)>> {
 /// Uses the systemd-passed socket if there is exactly one unnamed or matching `name`,
 /// else binds `addr`.
 pub fn listen(name: &str, addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
+    listen_with_cleanup(name, addr, mode).map(|(listener, _)| listener)
+}
+
+/// Like [`listen`], and also returns a guard that removes the socket file when dropped if
+/// we bound it ourselves (sockets passed by systemd belong to systemd).
+pub fn listen_with_cleanup(
+    name: &str,
+    addr: &ListenAddr,
+    mode: u32,
+) -> io::Result<(Listener, Option<SocketFile>)> {
     let mut inherited = systemd_listeners()?;
     if let Some(pos) = inherited.iter().position(|(n, _)| n == name) {
-        return Ok(inherited.swap_remove(pos).1);
+        return Ok((inherited.swap_remove(pos).1, None));
     }
     if inherited.len() == 1 {
-        return Ok(inherited.remove(0).1);
+        return Ok((inherited.remove(0).1, None));
     }
-    Listener::bind(addr, mode)
+    let listener = Listener::bind(addr, mode)?;
+    let guard = match addr {
+        ListenAddr::Unix(path) => Some(SocketFile(path.clone())),
+        ListenAddr::Tcp(_) => None,
+    };
+    Ok((listener, guard))
+}
+
+/// Removes a unix socket file we created when dropped.
+#[derive(Debug)]
+pub struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Tells systemd we are ready (no-op without `NOTIFY_SOCKET`) and starts watchdog pings

@@ -42,8 +42,8 @@ fn main() {
 
 async fn run(args: Args, config: Config) -> std::io::Result<()> {
     let addr = ListenAddr::Unix(args.socket.clone());
-    let listener = daemon::listen("doveauth", &addr, 0o660)
-        .and_then(daemon::Listener::into_unix)
+    let (listener, _socket_file) = daemon::listen_with_cleanup("doveauth", &addr, 0o660)
+        .and_then(|(l, guard)| Ok((l.into_unix()?, guard)))
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     let handler = handler::AuthDict {
         accounts: accounts::Accounts::new(Arc::new(config)),
