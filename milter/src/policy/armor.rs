@@ -14,9 +14,6 @@
 //! base64 is decoded strictly (standard alphabet, canonical padding) in fixed-size chunks and
 //! streamed into the [`PacketWalker`], so memory use does not grow with the message.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-
 use super::openpgp::{PacketError, PacketSummary, PacketWalker};
 
 const BEGIN: &[u8] = b"-----BEGIN PGP MESSAGE-----";
@@ -244,10 +241,10 @@ impl StreamDecoder {
     }
 
     fn decode_pending(&mut self) -> Result<(), ArmorError> {
-        let n = STANDARD
-            .decode_slice(&self.pending, &mut self.out)
+        let decoded = base64_simd::STANDARD
+            .decode(&self.pending, base64_simd::Out::from_slice(&mut self.out))
             .map_err(|_| ArmorError::InvalidBase64)?;
-        self.walker.feed(&self.out[..n]);
+        self.walker.feed(decoded);
         self.pending.clear();
         Ok(())
     }
@@ -264,6 +261,8 @@ impl StreamDecoder {
 mod tests {
     use super::*;
     use ArmorHeaders::{Allow, Refuse};
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
 
     /// SKESK + SEIPDv1, both new-format headers.
     fn packets() -> Vec<u8> {
