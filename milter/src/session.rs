@@ -215,8 +215,7 @@ impl Session {
         let reason = evaluation
             .not_encrypted
             .as_ref()
-            .map(|r| r.to_string())
-            .unwrap_or_default();
+            .map(tracing::field::display);
         match &evaluation.verdict {
             Verdict::Accept(_) => {
                 tracing::info!(queue_id, from = %sender, recipients, size, headers, reason, "{text}");

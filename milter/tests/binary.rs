@@ -169,6 +169,7 @@ async fn serves_from_config_sockets_and_exits_on_sigterm() {
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
+    eprintln!("--- milter log ---\n{log}");
     assert!(log.contains("Outgoing: Filtering encrypted mail."), "{log}");
     assert!(
         log.contains("Rejected unencrypted mail from: x@example.net"),
