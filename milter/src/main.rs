@@ -8,6 +8,7 @@ use chatmail_common::config::{Config, DEFAULT_CONFIG_PATH};
 use chatmail_common::daemon::{self, ListenAddr, exit_with};
 use chatmail_common::mailbox::Mailboxes;
 use chatmail_milter::listener::{self, ServeConfig};
+use chatmail_milter::message::BufferBudget;
 use chatmail_milter::ratelimit::SendLimiter;
 use chatmail_milter::session::Shared;
 use clap::Parser;
@@ -30,6 +31,10 @@ struct Args {
     /// Listener for port 25 [default: chatmail.ini milter_inbound]
     #[arg(long, value_name = "ADDR")]
     inbound: Option<ListenAddr>,
+    /// Megabytes that all messages in progress together may occupy; beyond it messages get
+    /// a temporary failure [default: 512, at least two messages of max_message_size]
+    #[arg(long, value_name = "MB")]
+    max_buffered_mb: Option<usize>,
 }
 
 fn parse_addr(key: &str, value: &str, config: &Config) -> ListenAddr {
@@ -60,19 +65,29 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| exit_with(format!("cannot start the async runtime: {e}")));
-    runtime.block_on(run(config, outbound, inbound));
+    runtime.block_on(run(config, outbound, inbound, args.max_buffered_mb));
 }
 
-async fn run(config: Config, outbound: ListenAddr, inbound: ListenAddr) {
+async fn run(
+    config: Config,
+    outbound: ListenAddr,
+    inbound: ListenAddr,
+    max_buffered_mb: Option<usize>,
+) {
     let (out, inb) = listener::open(&outbound, &inbound).unwrap_or_else(|e| exit_with(e));
     let limiter = SendLimiter::new(
         NonZeroU32::new(config.max_user_send_per_minute).unwrap_or(NonZeroU32::MIN),
         NonZeroU32::new(config.max_user_send_burst_size).unwrap_or(NonZeroU32::MIN),
     );
+    let buffer_limit = Shared::buffer_limit_for(config.max_message_size);
+    let budget = max_buffered_mb
+        .map(|mb| mb.saturating_mul(1024 * 1024))
+        .unwrap_or_else(|| Shared::default_budget(buffer_limit));
     let shared = Arc::new(Shared {
         limiter,
         mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
-        buffer_limit: Shared::buffer_limit_for(config.max_message_size),
+        buffer_limit,
+        budget: Arc::new(BufferBudget::new(budget)),
     });
     let cleanup = shared.clone();
     tokio::spawn(async move {
@@ -94,18 +109,28 @@ async fn run(config: Config, outbound: ListenAddr, inbound: ListenAddr) {
         max_user_send_per_minute = config.max_user_send_per_minute,
         max_user_send_burst_size = config.max_user_send_burst_size,
         max_message_size = config.max_message_size,
+        max_buffered_mb = budget / (1024 * 1024),
         "chatmail-milter starting"
     );
+    // Signal handlers exist before READY=1: a SIGTERM right after it must stop us cleanly.
+    let shutdown = shutdown_signal().unwrap_or_else(|e| exit_with(e));
     daemon::notify_ready();
-    let result = listener::serve(
-        shared,
-        vec![out, inb],
-        serve_config,
-        daemon::shutdown_signal(),
-    )
-    .await;
+    let result = listener::serve(shared, vec![out, inb], serve_config, shutdown).await;
     daemon::notify_stopping();
     if let Err(e) = result {
         exit_with(format!("milter stopped: {e}"));
     }
+}
+
+/// Installs the SIGTERM/SIGINT handlers now; the returned future completes on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+        }
+    })
 }

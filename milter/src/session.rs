@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chatmail_common::mailbox::{Address, Mailboxes};
 
-use crate::message::MessageBuffer;
+use crate::message::{BufferBudget, MessageBuffer, Overflow};
 use crate::policy::envelope::{Envelope, Sender, strip_angle_brackets};
 use crate::policy::verdict::{Refused, Reply, Verdict, log_text};
 use crate::policy::{self, Direction, Evaluation};
@@ -24,6 +24,8 @@ pub struct Shared {
     pub mailboxes: Mailboxes,
     /// Most bytes buffered for one message.
     pub buffer_limit: usize,
+    /// Bytes all connections together may buffer.
+    pub budget: Arc<BufferBudget>,
 }
 
 impl Shared {
@@ -34,6 +36,12 @@ impl Shared {
             .unwrap_or(usize::MAX / 4)
             .saturating_mul(2)
             .saturating_add(1024 * 1024)
+    }
+
+    /// The default budget for all buffers together: 512 MiB, and at least two messages of
+    /// the largest size.
+    pub fn default_budget(buffer_limit: usize) -> usize {
+        (512 * 1024 * 1024usize).max(buffer_limit.saturating_mul(2))
     }
 }
 
@@ -113,7 +121,7 @@ impl Session {
                 sender,
                 recipients: Vec::new(),
             },
-            buffer: MessageBuffer::new(self.shared.buffer_limit),
+            buffer: MessageBuffer::new(self.shared.buffer_limit, self.shared.budget.clone()),
         });
         Step::Continue
     }
@@ -182,9 +190,13 @@ impl Session {
         let size = t.buffer.len();
         let headers = t.buffer.header_count();
 
-        let evaluation = if t.buffer.too_big() {
+        let evaluation = if let Some(overflow) = t.buffer.overflow() {
+            let refused = match overflow {
+                Overflow::TooBig => Refused::TooBig,
+                Overflow::OverBudget => Refused::Busy,
+            };
             Evaluation {
-                verdict: Verdict::Refuse(Refused::TooBig),
+                verdict: Verdict::Refuse(refused),
                 not_encrypted: None,
             }
         } else {

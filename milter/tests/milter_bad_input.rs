@@ -238,3 +238,60 @@ async fn many_parallel_connections() {
     assert_eq!(accepted, 30);
     m.stop().await;
 }
+
+#[tokio::test]
+async fn shared_buffer_budget_gives_a_temporary_failure() {
+    // 3 MB for everything: one 2 MB message in progress leaves no room for a second one.
+    let m = TestMilter::start(MilterSettings {
+        budget: 3_000_000,
+        ..Default::default()
+    })
+    .await;
+    let big = encrypted(ALICE, REMOTE, &synthetic_armor(1_500_000));
+    // Message 1 stays open (everything but end of message).
+    let mut first = open(&m.outbound).await;
+    first
+        .macros(MacroStage::Mail, [("{auth_authen}", ALICE)])
+        .await
+        .unwrap();
+    first.mail([format!("<{ALICE}>")]).await.unwrap();
+    first.rcpt([format!("<{REMOTE}>")]).await.unwrap();
+    let (fields, body) = split_message(big.as_bytes());
+    for (n, v) in fields {
+        first
+            .header(
+                std::ffi::CString::new(n).unwrap(),
+                std::ffi::CString::new(v).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    for chunk in body.chunks(65535) {
+        first.body(chunk.to_vec()).await.unwrap();
+    }
+    // Message 2 does not fit beside it.
+    let out = submit(
+        &m,
+        "bob@chat.example.org",
+        &[REMOTE],
+        &big.replace(ALICE, "bob@chat.example.org"),
+    )
+    .await;
+    assert_eq!(
+        out.reply().as_deref(),
+        Some("451 4.3.1 Too much mail in progress, try again later")
+    );
+    // Message 1 completes normally; afterwards there is room again.
+    let (_, status) = first.eom().await.unwrap();
+    assert_eq!(status, Status::Accept);
+    first.close().await.unwrap();
+    let out = submit(
+        &m,
+        "carol@chat.example.org",
+        &[REMOTE],
+        &big.replace(ALICE, "carol@chat.example.org"),
+    )
+    .await;
+    assert!(out.accepted(), "{out:?}");
+    m.stop().await;
+}

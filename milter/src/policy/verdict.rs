@@ -33,6 +33,8 @@ pub enum Refused {
     Unencrypted,
     /// The message is larger than the milter buffers.
     TooBig,
+    /// Too many large messages in progress at once (the shared buffer budget is used up).
+    Busy,
     /// The connection's macros contradict its listener (e.g. outbound without SASL login).
     ConfigurationError(&'static str),
     /// Anything that went wrong on our side.
@@ -96,6 +98,11 @@ impl Refused {
                 "552",
                 "5.3.4",
                 "Message too big for the encryption check".to_string(),
+            ),
+            Refused::Busy => (
+                "451",
+                "4.3.1",
+                "Too much mail in progress, try again later".to_string(),
             ),
             Refused::ConfigurationError(_) => (
                 "451",
@@ -175,6 +182,9 @@ pub fn log_text(direction: Direction, verdict: &Verdict, sender: &str) -> String
         Verdict::Refuse(Refused::TooBig) => {
             format!("{dir}: Rejected mail too big for the encryption check from: {sender}")
         }
+        Verdict::Refuse(Refused::Busy) => {
+            format!("{dir}: Message buffer budget used up; mail tempfailed from: {sender}")
+        }
         Verdict::Refuse(Refused::ConfigurationError(why)) => {
             format!("{dir}: Configuration error: {why}; mail tempfailed")
         }
@@ -210,6 +220,7 @@ mod tests {
         assert!(Refused::Internal.reply().is_temporary());
         assert!(Refused::ConfigurationError("x").reply().is_temporary());
         assert!(!Refused::TooBig.reply().is_temporary());
+        assert!(Refused::Busy.reply().is_temporary());
     }
 
     #[test]

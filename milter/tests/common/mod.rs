@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chatmail_common::mailbox::Mailboxes;
 use chatmail_milter::listener::{self, Bound, ServeConfig};
+use chatmail_milter::message::BufferBudget;
 use chatmail_milter::policy::Direction;
 use chatmail_milter::ratelimit::SendLimiter;
 use chatmail_milter::session::Shared;
@@ -401,6 +402,8 @@ pub struct MilterSettings {
     pub per_minute: u32,
     pub burst: u32,
     pub max_message_size: u64,
+    /// Bytes all connections may buffer together.
+    pub budget: usize,
 }
 
 impl Default for MilterSettings {
@@ -409,6 +412,7 @@ impl Default for MilterSettings {
             per_minute: 60,
             burst: 10,
             max_message_size: 31_457_280,
+            budget: 512 * 1024 * 1024,
         }
     }
 }
@@ -427,6 +431,7 @@ impl TestMilter {
             ),
             mailboxes: Mailboxes::new(mailboxes.clone()),
             buffer_limit: Shared::buffer_limit_for(settings.max_message_size),
+            budget: Arc::new(BufferBudget::new(settings.budget)),
         });
         let bound: Vec<Bound> = vec![
             listener::bind(
