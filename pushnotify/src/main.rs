@@ -52,8 +52,9 @@ async fn run(args: Args, config: Config) {
     .await
     .unwrap_or_else(|e| exit_with(e));
     let addr = ListenAddr::Unix(args.socket.clone());
-    let listener = daemon::listen("metadata", &addr, 0o660)
-        .and_then(|l| l.into_unix())
+    // `_socket_file` removes the socket file on exit (unless systemd passed the socket)
+    let (listener, _socket_file) = daemon::listen_with_cleanup("metadata", &addr, 0o660)
+        .and_then(|(l, guard)| Ok((l.into_unix()?, guard)))
         .unwrap_or_else(|e| exit_with(format!("cannot listen on {addr}: {e}")));
     tracing::info!(socket = %args.socket.display(), gateway = %config.notification_url, "chatmail-pushnotify ready");
     daemon::notify_ready();

@@ -149,7 +149,8 @@ async fn kill_9_loses_no_notification() {
     let mut c = Client::connect(&s.socket).await;
     assert_eq!(c.get_tokens(USER).await, "O1111 2222");
 
-    // SIGTERM: a clean exit
+    assert!(s.socket.exists());
+    // SIGTERM: a clean exit that removes the socket file
     let status = Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
@@ -160,6 +161,7 @@ async fn kill_9_loses_no_notification() {
     loop {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "{status}");
+            assert!(!s.socket.exists());
             break;
         }
         assert!(Instant::now() < deadline, "no exit after SIGTERM");
