@@ -140,8 +140,11 @@ pub fn remove_files(
         let Some(msg) = listing.messages.get(*index) else {
             continue;
         };
-        let rel = &listing.dirs[msg.dir];
-        let slot = dirs[msg.dir].get_or_insert_with(|| match open_relative(mailbox, rel) {
+        let rel = listing.dir(msg);
+        let Some(slot) = dirs.get_mut(msg.dir as usize) else {
+            continue;
+        };
+        let slot = slot.get_or_insert_with(|| match open_relative(mailbox, rel) {
             Ok(fd) => fd,
             Err(e) => {
                 tracing::warn!("cannot open {}: {e}", mailbox_path.join(rel).display());
@@ -152,7 +155,11 @@ pub fn remove_files(
             out.vanished += 1;
             continue;
         };
-        match rustix::fs::unlinkat(&*dir, OsStr::from_bytes(&msg.name), AtFlags::empty()) {
+        match rustix::fs::unlinkat(
+            &*dir,
+            OsStr::from_bytes(listing.name(msg)),
+            AtFlags::empty(),
+        ) {
             Ok(()) => out.files_removed += 1,
             Err(Errno::NOENT) => out.vanished += 1,
             Err(e) => {

@@ -157,7 +157,7 @@ fn quota_trim(listing: &Listing, gone: &[bool], target: u64, protect_after: i64)
         .iter()
         .enumerate()
         .filter(|(i, m)| !gone[*i] && m.folder != Folder::Tmp)
-        .map(|(i, m)| (name_time(m), quota_size(m), i))
+        .map(|(i, m)| (name_time(listing, m), quota_size(listing, m), i))
         .collect();
     let mut total: u64 = counted.iter().map(|(_, size, _)| size).sum();
     if total <= target {
@@ -181,20 +181,21 @@ fn quota_trim(listing: &Listing, gone: &[bool], target: u64, protect_after: i64)
 
 fn listing_path_cmp(listing: &Listing, a: usize, b: usize) -> std::cmp::Ordering {
     let (ma, mb) = (&listing.messages[a], &listing.messages[b]);
-    listing.dirs[ma.dir]
-        .cmp(&listing.dirs[mb.dir])
-        .then_with(|| ma.name.cmp(&mb.name))
+    listing
+        .dir(ma)
+        .cmp(listing.dir(mb))
+        .then_with(|| listing.name(ma).cmp(listing.name(mb)))
 }
 
 /// The delivery time in Dovecot's file name (`<unix secs>.<unique>...`), else the mtime.
-pub fn name_time(m: &Message) -> i64 {
-    parse_name_time(&m.name).unwrap_or(m.mtime)
+pub fn name_time(listing: &Listing, m: &Message) -> i64 {
+    parse_name_time(listing.name(m)).unwrap_or(m.mtime)
 }
 
 /// The quota size (`,S=<bytes>` in the file name), else the size on disk (Dovecot stats
 /// files without `S=` too).
-pub fn quota_size(m: &Message) -> u64 {
-    parse_name_size(&m.name).unwrap_or(m.size)
+pub fn quota_size(listing: &Listing, m: &Message) -> u64 {
+    parse_name_size(listing.name(m)).unwrap_or(m.size)
 }
 
 fn parse_name_time(name: &[u8]) -> Option<i64> {
@@ -239,14 +240,10 @@ mod tests {
 
     impl Builder {
         fn new() -> Builder {
-            Builder {
-                listing: Listing {
-                    name: "user@example.org".into(),
-                    last_login: Some(NOW - DAY),
-                    top_entries: 3,
-                    ..Listing::default()
-                },
-            }
+            let mut listing = Listing::new("user@example.org");
+            listing.last_login = Some(NOW - DAY);
+            listing.top_entries = 3;
+            Builder { listing }
         }
 
         fn dir(&mut self, rel: &str) -> usize {
@@ -271,13 +268,10 @@ mod tests {
                 Some("new") => Folder::New,
                 _ => Folder::Tmp,
             };
-            self.listing.messages.push(Message {
-                dir,
-                name: name.as_bytes().into(),
-                folder,
-                mtime,
-                size,
-            });
+            assert!(
+                self.listing
+                    .push_message(dir, name.as_bytes(), folder, mtime, size)
+            );
             self
         }
 
@@ -534,17 +528,16 @@ mod tests {
 
     #[test]
     fn name_parsing() {
-        let m = |name: &str| Message {
-            dir: 0,
-            name: name.as_bytes().into(),
-            folder: Folder::Cur,
-            mtime: 42,
-            size: 7,
+        let parsed = |name: &str| {
+            let l = Builder::new().raw("cur", name, 42, 7).done();
+            let m = &l.messages[0];
+            (name_time(&l, m), quota_size(&l, m))
         };
-        let full = m("1775324677.M448978P3029757.host,S=3235,W=3305:2,S");
-        assert_eq!((name_time(&full), quota_size(&full)), (1775324677, 3235));
-        let bare = m("1775324677.M1.host");
-        assert_eq!((name_time(&bare), quota_size(&bare)), (1775324677, 7));
+        assert_eq!(
+            parsed("1775324677.M448978P3029757.host,S=3235,W=3305:2,S"),
+            (1775324677, 3235)
+        );
+        assert_eq!(parsed("1775324677.M1.host"), (1775324677, 7));
         for odd in [
             "x.y,S=",
             "abc",
@@ -552,10 +545,9 @@ mod tests {
             ".1,S=x",
             "99999999999999999999.a,S=1",
         ] {
-            let o = m(odd);
-            assert_eq!(name_time(&o), 42, "{odd}");
+            assert_eq!(parsed(odd).0, 42, "{odd}");
         }
-        assert_eq!(quota_size(&m("1.a,S=12a,W=1")), 12);
-        assert_eq!(quota_size(&m("1.a,S=99999999999999999999999")), 7);
+        assert_eq!(parsed("1.a,S=12a,W=1").1, 12);
+        assert_eq!(parsed("1.a,S=99999999999999999999999").1, 7);
     }
 }

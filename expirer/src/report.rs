@@ -304,31 +304,21 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::{Folder, Message};
+    use crate::scan::Folder;
     use std::path::PathBuf;
 
     const NOW: i64 = 1_775_000_000;
 
     fn listing(name: &str, last_login: Option<i64>, sizes: &[u64], extra: u64) -> Listing {
-        Listing {
-            name: name.into(),
-            last_login,
-            dirs: vec![PathBuf::from("cur")],
-            messages: sizes
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Message {
-                    dir: 0,
-                    name: format!("{i}.x").into_bytes().into(),
-                    folder: Folder::Cur,
-                    mtime: NOW,
-                    size: *s,
-                })
-                .collect(),
-            extra_bytes: extra,
-            top_entries: 1,
-            ..Listing::default()
+        let mut l = Listing::new(name);
+        l.last_login = last_login;
+        l.dirs = vec![PathBuf::from("cur")];
+        l.extra_bytes = extra;
+        l.top_entries = 1;
+        for (i, s) in sizes.iter().enumerate() {
+            assert!(l.push_message(0, format!("{i}.x").as_bytes(), Folder::Cur, NOW, *s));
         }
+        l
     }
 
     fn sample() -> Report {

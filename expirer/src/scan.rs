@@ -39,24 +39,20 @@ impl Folder {
     }
 }
 
-/// One message file.
+/// One message file. Its name (Dovecot's `<time>.<unique>,S=<size>,...:2,<flags>`) is kept in
+/// the listing's name arena: [`Listing::name`]. (One allocation per mailbox instead of one per
+/// message keeps big mailboxes small in memory.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Index into [`Listing::dirs`]: the directory holding the file.
-    pub dir: usize,
-    /// The file name (Dovecot's `<time>.<unique>,S=<size>,...:2,<flags>`).
-    pub name: Box<[u8]>,
+    pub dir: u32,
+    name_at: u32,
+    name_len: u16,
     pub folder: Folder,
     /// Modification time, unix seconds.
     pub mtime: i64,
     /// Size on disk in bytes.
     pub size: u64,
-}
-
-impl Message {
-    pub fn name_str(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.name)
-    }
 }
 
 /// Everything the expiry rules and the report need to know about one mailbox.
@@ -69,6 +65,8 @@ pub struct Listing {
     /// Message directories relative to the mailbox (`cur`, `.DeltaChat/new`, ...).
     pub dirs: Vec<PathBuf>,
     pub messages: Vec<Message>,
+    /// The messages' file names, back to back.
+    names: Vec<u8>,
     /// Files that are not messages (`password`, `dovecot*`, `maildirsize`, symlinks, ...).
     pub extra_files: u64,
     /// Their total size; only filled in when [`ScanOptions::stat_extra`] is set.
@@ -80,9 +78,64 @@ pub struct Listing {
 }
 
 impl Listing {
+    /// An empty listing of the mailbox `name`.
+    pub fn new(name: impl Into<String>) -> Listing {
+        Listing {
+            name: name.into(),
+            ..Listing::default()
+        }
+    }
+
+    /// The file name of a message.
+    pub fn name(&self, m: &Message) -> &[u8] {
+        let start = m.name_at as usize;
+        self.names
+            .get(start..start + usize::from(m.name_len))
+            .unwrap_or_default()
+    }
+
     /// The path of a message relative to the mailbox directory.
     pub fn message_path(&self, m: &Message) -> PathBuf {
-        self.dirs[m.dir].join(OsStr::from_bytes(&m.name))
+        self.dir(m).join(OsStr::from_bytes(self.name(m)))
+    }
+
+    /// The directory of a message relative to the mailbox directory.
+    pub fn dir(&self, m: &Message) -> &Path {
+        self.dirs
+            .get(m.dir as usize)
+            .map_or(Path::new(""), |d| d.as_path())
+    }
+
+    /// Adds a message in `self.dirs[dir]`. `false` if it cannot be represented (a name longer
+    /// than a file name can be, or more than 4 GiB of names): then it is left out.
+    pub fn push_message(
+        &mut self,
+        dir: usize,
+        name: &[u8],
+        folder: Folder,
+        mtime: i64,
+        size: u64,
+    ) -> bool {
+        let (Ok(dir), Ok(name_at), Ok(name_len)) = (
+            u32::try_from(dir),
+            u32::try_from(self.names.len()),
+            u16::try_from(name.len()),
+        ) else {
+            return false;
+        };
+        if u32::try_from(self.names.len() + name.len()).is_err() {
+            return false;
+        }
+        self.names.extend_from_slice(name);
+        self.messages.push(Message {
+            dir,
+            name_at,
+            name_len,
+            folder,
+            mtime,
+            size,
+        });
+        true
     }
 
     pub fn is_empty(&self) -> bool {
@@ -400,13 +453,11 @@ impl Walker<'_> {
                     #[allow(clippy::unnecessary_cast)]
                     let (mtime, size) = (st.st_mtime as i64, st.st_size.max(0) as u64);
                     match (folder, dir_index) {
-                        (Some(folder), Some(dir)) => self.listing.messages.push(Message {
-                            dir,
-                            name: raw.into(),
-                            folder,
-                            mtime,
-                            size,
-                        }),
+                        (Some(folder), Some(dir)) => {
+                            if !self.listing.push_message(dir, raw, folder, mtime, size) {
+                                self.warn(&rel, "too many messages in", "left out");
+                            }
+                        }
                         _ => {
                             self.listing.extra_files += 1;
                             self.listing.extra_bytes += size;
