@@ -13,11 +13,16 @@ use std::time::{Duration, Instant};
 const DOMAIN: &str = "bench.example.org";
 const ACCOUNTS: usize = 1000;
 const FLOOR_ENV: &str = "DOVEAUTH_BENCH_FLOOR_SOCKET";
+const ASYNC_FLOOR_ENV: &str = "DOVEAUTH_BENCH_ASYNC_FLOOR_SOCKET";
 
 fn main() {
     // `cargo bench` passes --bench; the floor server is this binary re-executed.
     if let Ok(socket) = std::env::var(FLOOR_ENV) {
         floor_server(Path::new(&socket));
+        return;
+    }
+    if let Ok(socket) = std::env::var(ASYNC_FLOOR_ENV) {
+        async_floor_server(Path::new(&socket));
         return;
     }
     let seconds: f64 = std::env::var("BENCH_SECONDS")
@@ -63,36 +68,46 @@ fn main() {
         &floor_socket,
     );
 
+    let async_floor_socket = dir.path().join("async-floor.sock");
+    let async_floor = Server::start(
+        Command::new(std::env::current_exe().unwrap()).env(ASYNC_FLOOR_ENV, &async_floor_socket),
+        &async_floor_socket,
+    );
+
+    // warm up: every account once
+    load(&auth, 8, Duration::from_millis(500), &users);
     println!(
-        "chatmail-doveauth lookups of existing accounts ({ACCOUNTS} accounts, {seconds} s per point)"
+        "Lookups of existing accounts ({ACCOUNTS} accounts, {seconds} s per point); ratios are \
+         against the floor of the same row group"
     );
     println!(
-        "{:>5} | {:>12} {:>9} {:>9} | {:>12} {:>9} {:>9} | {:>10} {:>9}",
-        "conns",
-        "doveauth/s",
-        "p50 µs",
-        "p99 µs",
-        "floor/s",
-        "p50 µs",
-        "p99 µs",
-        "rate ratio",
-        "p99 ratio"
+        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6}",
+        "conns", "server", "req/s", "p50µs", "p99µs", "cpuµs", "rate", "p99", "cpu"
     );
     for conns in [1, 8, 64] {
-        let f = load(&floor.socket, conns, duration, &users);
-        let a = load(&auth.socket, conns, duration, &users);
-        println!(
-            "{conns:>5} | {:>12.0} {:>9.0} {:>9.0} | {:>12.0} {:>9.0} {:>9.0} | {:>10.2} {:>9.2}",
-            a.rate,
-            a.p50,
-            a.p99,
-            f.rate,
-            f.p50,
-            f.p99,
-            a.rate / f.rate,
-            a.p99 / f.p99
-        );
+        let floor_stats = load(&floor, conns, duration, &users);
+        let rows = [
+            ("floor (threads, const)", &floor_stats),
+            (
+                "tokio dict, const",
+                &load(&async_floor, conns, duration, &users),
+            ),
+            ("chatmail-doveauth", &load(&auth, conns, duration, &users)),
+        ];
+        for (name, st) in rows {
+            println!(
+                "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} | {:>6.2} {:>6.2} {:>6.2}",
+                st.rate,
+                st.p50,
+                st.p99,
+                st.cpu_us,
+                st.rate / floor_stats.rate,
+                st.p99 / floor_stats.p99,
+                st.cpu_us / floor_stats.cpu_us
+            );
+        }
     }
+    println!("(cpuµs: server CPU time per request, user + system)");
 
     // First logins: creation rate versus the SHA512-CRYPT rate on all cores.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -192,11 +207,33 @@ struct Stats {
     rate: f64,
     p50: f64,
     p99: f64,
+    /// Server CPU time (user + system) per request, in µs.
+    cpu_us: f64,
+}
+
+/// CPU time (user + system) a process used so far, in µs.
+fn cpu_time_us(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the parenthesised command name; utime and stime are the 12th and 13th
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
+        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
+    });
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz * 1e6
 }
 
 /// `conns` connections, each with one request outstanding at a time (as Dovecot's auth
 /// workers do), for `duration`.
-fn load(socket: &Path, conns: usize, duration: Duration, users: &[String]) -> Stats {
+fn load(server: &Server, conns: usize, duration: Duration, users: &[String]) -> Stats {
+    let socket = server.socket.as_path();
+    let cpu_before = cpu_time_us(server.child.id());
     let start = Instant::now();
     let mut latencies: Vec<u32> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..conns)
@@ -223,6 +260,7 @@ fn load(socket: &Path, conns: usize, duration: Duration, users: &[String]) -> St
             .collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_us = (cpu_time_us(server.child.id()) - cpu_before) / latencies.len().max(1) as f64;
     latencies.sort_unstable();
     let pct =
         |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64;
@@ -230,7 +268,45 @@ fn load(socket: &Path, conns: usize, duration: Duration, users: &[String]) -> St
         rate: latencies.len() as f64 / elapsed,
         p50: pct(0.50),
         p99: pct(0.99),
+        cpu_us,
     }
+}
+
+/// The shared crate's dict server (tokio) with a handler answering one constant record:
+/// what the async I/O model costs without any account logic.
+fn async_floor_server(socket: &Path) {
+    struct Constant(String);
+    impl chatmail_common::dict::Handler for Constant {
+        async fn lookup(
+            &self,
+            _: &chatmail_common::dict::Session,
+            _: String,
+            _: String,
+        ) -> chatmail_common::dict::LookupReply {
+            chatmail_common::dict::LookupReply::Found(self.0.clone())
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let _ = std::fs::remove_file(socket);
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        let reply = constant_reply();
+        let json = reply.trim_start_matches('O').trim_end().to_string();
+        chatmail_common::dict::serve(
+            listener,
+            std::sync::Arc::new(Constant(json)),
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+fn constant_reply() -> String {
+    format!(
+        "O{{\"addr\": \"x@{DOMAIN}\", \"home\": \"/home/vmail/mail/{DOMAIN}/x@{DOMAIN}\", \"uid\": \"vmail\", \"gid\": \"vmail\", \"password\": \"{}\"}}\n",
+        "{SHA512-CRYPT}$6$0123456789abcdef$".to_string() + &"x".repeat(86)
+    )
 }
 
 /// The IPC floor: a dict server that answers every lookup with one constant record, using a
@@ -238,10 +314,7 @@ fn load(socket: &Path, conns: usize, duration: Duration, users: &[String]) -> St
 fn floor_server(socket: &Path) {
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).unwrap();
-    let reply = format!(
-        "O{{\"addr\": \"x@{DOMAIN}\", \"home\": \"/home/vmail/mail/{DOMAIN}/x@{DOMAIN}\", \"uid\": \"vmail\", \"gid\": \"vmail\", \"password\": \"{}\"}}\n",
-        "{SHA512-CRYPT}$6$0123456789abcdef$".to_string() + &"x".repeat(86)
-    );
+    let reply = constant_reply();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let reply = reply.clone();

@@ -8,28 +8,28 @@
 //! expirer deletes only accounts without a login for months, which are never in the cache.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 /// How long a record is trusted.
 pub const TTL: Duration = Duration::from_secs(60);
 
 pub struct RecordCache {
-    entries: Mutex<HashMap<String, (Instant, String)>>,
+    entries: RwLock<HashMap<String, (Instant, String)>>,
     capacity: usize,
 }
 
 impl RecordCache {
     pub fn new(capacity: usize) -> RecordCache {
         RecordCache {
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
             capacity,
         }
     }
 
     /// The cached JSON record of `addr`, if fresh.
     pub fn get(&self, addr: &str) -> Option<String> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         entries
             .get(addr)
             .filter(|(at, _)| at.elapsed() < TTL)
@@ -37,7 +37,7 @@ impl RecordCache {
     }
 
     pub fn insert(&self, addr: &str, json: String) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if entries.len() >= self.capacity && !entries.contains_key(addr) {
             entries.retain(|_, (at, _)| at.elapsed() < TTL);
             if entries.len() >= self.capacity {
@@ -61,7 +61,7 @@ mod tests {
         c.insert("b", "B".into());
         assert_eq!(c.get("a").as_deref(), Some("A"));
         c.insert("c", "C".into());
-        assert!(c.entries.lock().unwrap().len() <= 2);
+        assert!(c.entries.read().unwrap().len() <= 2);
         assert_eq!(c.get("c").as_deref(), Some("C"));
         c.insert("c", "C2".into());
         assert_eq!(c.get("c").as_deref(), Some("C2"));

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chatmail_common::config::{Config, DEFAULT_CONFIG_PATH};
 use chatmail_common::daemon::{self, ListenAddr};
+use chatmail_common::dict;
 use chatmail_doveauth::{accounts, handler};
 use clap::Parser;
 
@@ -50,7 +51,18 @@ async fn run(args: Args, config: Config) -> std::io::Result<()> {
     };
     tracing::info!(socket = %args.socket.display(), "serving Dovecot auth and last-login dicts");
     daemon::notify_ready();
-    chatmail_common::dict::serve(listener, Arc::new(handler), daemon::shutdown_signal()).await?;
+    // Auth workers send one lookup at a time and every login waits for it: their connections
+    // get a thread each. Last-login connections stay on the event loop.
+    let options = dict::Options {
+        threaded_dicts: vec!["auth".into()],
+    };
+    dict::serve_with(
+        listener,
+        Arc::new(handler),
+        daemon::shutdown_signal(),
+        options,
+    )
+    .await?;
     daemon::notify_stopping();
     Ok(())
 }

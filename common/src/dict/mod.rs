@@ -8,4 +8,4 @@ pub mod codec;
 mod server;
 
 pub use codec::{Command, CommitReply, LookupReply, Op};
-pub use server::{Handler, Session, Transaction, serve};
+pub use server::{Handler, Options, Session, Transaction, serve, serve_with};

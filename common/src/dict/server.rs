@@ -4,6 +4,12 @@
 //! Lookups and iterations run concurrently (a slow one does not hold up reading), and their
 //! replies are written in order; a commit is a barrier: it runs after every earlier request
 //! has been answered and before any later one starts, so a lookup sees earlier writes.
+//!
+//! Connections of dicts named in [`Options::threaded_dicts`] are moved, right after their
+//! hello line, to a thread of their own with blocking I/O. That suits Dovecot's auth workers:
+//! few connections, one request at a time, and a reply is on the critical path of every login.
+//! A blocking read or write there waits exactly as long as the round trip needs, without the
+//! event loop's wake-ups, and a slow disk read holds up only that one connection.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -29,6 +35,15 @@ const MAX_TRANSACTIONS: usize = 1024;
 const MAX_OPS: usize = 4096;
 /// Concurrent connections; further ones wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 16_384;
+/// Connections served on threads of their own at most; further ones stay on the event loop.
+const MAX_THREADS: usize = 256;
+
+/// How [`serve_with`] runs connections.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Dict names (as in the hello line) whose connections get a thread of their own.
+    pub threaded_dicts: Vec<String>,
+}
 
 /// What a connection said about itself in its hello line.
 #[derive(Debug, Clone, Default)]
@@ -86,6 +101,20 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    serve_with(listener, handler, shutdown, Options::default()).await
+}
+
+/// [`serve`] with options.
+pub async fn serve_with<H: Handler>(
+    listener: UnixListener,
+    handler: Arc<H>,
+    shutdown: impl Future<Output = ()>,
+    options: Options,
+) -> io::Result<()> {
+    let threads = Arc::new(Threads {
+        dicts: options.threaded_dicts,
+        permits: Arc::new(Semaphore::new(MAX_THREADS)),
+    });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let counter = AtomicU64::new(0);
     tokio::pin!(shutdown);
@@ -108,8 +137,9 @@ pub async fn serve<H: Handler>(
         };
         let conn = counter.fetch_add(1, Ordering::Relaxed);
         let handler = handler.clone();
+        let threads = threads.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(&*handler, stream, conn).await {
+            if let Err(e) = connection(handler, stream, conn, &threads).await {
                 tracing::debug!(conn, error = %e, "dict connection ended with an error");
             }
             drop(permit);
@@ -172,19 +202,144 @@ enum Step<'a> {
     Barrier(Reply<'a>),
 }
 
-async fn connection<H: Handler>(handler: &H, stream: UnixStream, conn: u64) -> io::Result<()> {
+/// Which connections move to their own thread.
+struct Threads {
+    dicts: Vec<String>,
+    permits: Arc<Semaphore>,
+}
+
+/// Reads the first line; moves the connection to a thread if its hello asks for that, else
+/// serves it on the event loop.
+async fn connection<H: Handler>(
+    handler: Arc<H>,
+    stream: UnixStream,
+    conn: u64,
+    threads: &Threads,
+) -> io::Result<()> {
     let (rd, wr) = stream.into_split();
     let mut reader = BufReader::new(rd);
+    let mut first = Vec::new();
+    match read_line(&mut reader, &mut first).await? {
+        Line::Complete => {}
+        Line::Eof => return Ok(()),
+        Line::TooLong => {
+            tracing::warn!(
+                conn,
+                limit = MAX_LINE,
+                "dict request line too long; closing connection"
+            );
+            return Ok(());
+        }
+    }
+    if let Ok(Command::Hello { dict, .. }) = codec::parse_line(&first)
+        && threads.dicts.contains(&dict)
+        && let Ok(permit) = threads.permits.clone().try_acquire_owned()
+    {
+        let leftover = reader.buffer().to_vec();
+        let stream = reader
+            .into_inner()
+            .reunite(wr)
+            .map_err(io::Error::other)?
+            .into_std()?;
+        stream.set_nonblocking(false)?;
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name(format!("dict-{dict}"))
+            .spawn(move || {
+                if let Err(e) =
+                    threaded_connection(&*handler, stream, leftover, &first, conn, &runtime)
+                {
+                    tracing::debug!(conn, error = %e, "dict connection ended with an error");
+                }
+                drop(permit);
+            })?;
+        return Ok(());
+    }
+    event_loop_connection(&*handler, reader, wr, conn, first).await
+}
+
+/// A connection on its own thread: blocking reads and writes, handler futures run to
+/// completion one at a time (which also keeps replies in order).
+fn threaded_connection<H: Handler>(
+    handler: &H,
+    stream: std::os::unix::net::UnixStream,
+    leftover: Vec<u8>,
+    first: &[u8],
+    conn: u64,
+    runtime: &tokio::runtime::Handle,
+) -> io::Result<()> {
+    use std::io::{BufRead, Read, Write};
+    // The handler may use tokio (spawn_blocking, timers): give this thread the runtime context.
+    let _context = runtime.enter();
+    let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut reader = std::io::BufReader::new(io::Cursor::new(leftover).chain(stream.try_clone()?));
+    let mut writer = std::io::BufWriter::new(stream);
+    let mut state = Connection::new(handler, conn);
+    let _ = state.handle(first);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)?;
+        if line.last() != Some(&b'\n') {
+            if n > MAX_LINE {
+                tracing::warn!(
+                    conn,
+                    limit = MAX_LINE,
+                    "dict request line too long; closing connection"
+                );
+            }
+            break;
+        }
+        line.pop();
+        let reply = match state.handle(&line) {
+            Step::Nothing => continue,
+            Step::Reply(fut) | Step::Barrier(fut) => block_on(fut, &waker),
+        };
+        writer.write_all(reply.as_bytes())?;
+        if reader.buffer().is_empty() {
+            writer.flush()?;
+        }
+    }
+    writer.flush()
+}
+
+/// Wakes a thread parked in [`block_on`].
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future to completion on this thread. Most handler futures are ready at the first
+/// poll (a cache hit), which then costs nothing but the poll.
+fn block_on<T>(fut: Pin<Box<dyn Future<Output = T> + Send + '_>>, waker: &std::task::Waker) -> T {
+    let mut fut = fut;
+    let mut cx = std::task::Context::from_waker(waker);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+async fn event_loop_connection<H: Handler>(
+    handler: &H,
+    mut reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    wr: tokio::net::unix::OwnedWriteHalf,
+    conn: u64,
+    first: Vec<u8>,
+) -> io::Result<()> {
     let mut writer = BufWriter::new(wr);
-    let mut state = Connection {
-        handler,
-        session: Session {
-            dict: Arc::from(""),
-            conn,
-        },
-        transactions: HashMap::new(),
-    };
+    let mut state = Connection::new(handler, conn);
     let mut pending: FuturesOrdered<Reply<'_>> = FuturesOrdered::new();
+    if let Step::Reply(fut) | Step::Barrier(fut) = state.handle(&first) {
+        pending.push_back(fut);
+    }
     let mut line = Vec::new();
     let mut reading = true;
     while reading || !pending.is_empty() {
@@ -228,6 +383,17 @@ async fn connection<H: Handler>(handler: &H, stream: UnixStream, conn: u64) -> i
 }
 
 impl<'h, H: Handler> Connection<'h, H> {
+    fn new(handler: &'h H, conn: u64) -> Self {
+        Connection {
+            handler,
+            session: Session {
+                dict: Arc::from(""),
+                conn,
+            },
+            transactions: HashMap::new(),
+        }
+    }
+
     fn handle(&mut self, line: &[u8]) -> Step<'h> {
         if line.is_empty() {
             return Step::Nothing;
