@@ -180,8 +180,14 @@ pub fn systemd_listeners() -> io::Result<Vec<(String, Listener)>> {
 
 /// Uses the systemd-passed socket if there is exactly one unnamed or matching `name`,
 /// else binds `addr`.
+/// The socket file stays when the daemon exits; see [`listen_with_cleanup`].
 pub fn listen(name: &str, addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
-    listen_with_cleanup(name, addr, mode).map(|(listener, _)| listener)
+    listen_with_cleanup(name, addr, mode).map(|(listener, guard)| {
+        if let Some(guard) = guard {
+            guard.keep();
+        }
+        listener
+    })
 }
 
 /// Like [`listen`], and also returns a guard that removes the socket file when dropped if
@@ -200,7 +206,7 @@ pub fn listen_with_cleanup(
     }
     let listener = Listener::bind(addr, mode)?;
     let guard = match addr {
-        ListenAddr::Unix(path) => Some(SocketFile(path.clone())),
+        ListenAddr::Unix(path) => Some(SocketFile(Some(path.clone()))),
         ListenAddr::Tcp(_) => None,
     };
     Ok((listener, guard))
@@ -208,11 +214,20 @@ pub fn listen_with_cleanup(
 
 /// Removes a unix socket file we created when dropped.
 #[derive(Debug)]
-pub struct SocketFile(PathBuf);
+pub struct SocketFile(Option<PathBuf>);
+
+impl SocketFile {
+    /// Leaves the file in place.
+    pub fn keep(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Some(path) = &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -293,7 +308,13 @@ mod tests {
         drop(Listener::bind(&addr, 0o660).unwrap());
         let l = Listener::bind(&addr, 0o666).unwrap();
         assert!(matches!(l, Listener::Unix(_)));
+
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o666);
+        drop(listen("x", &addr, 0o666).unwrap());
+        assert!(path.exists(), "listen() keeps the socket file");
+        let (_l, guard) = listen_with_cleanup("x", &addr, 0o666).unwrap();
+        drop(guard);
+        assert!(!path.exists(), "the guard removes it");
     }
 }
