@@ -88,6 +88,9 @@ pub struct Config {
     pub dkim_selector: String,
     /// DKIM private key in PEM (`dkim_key`).
     pub dkim_key: PathBuf,
+    /// DNS server for DKIM key lookups, `IP:PORT` (`dns_resolver`); `None`: the system's
+    /// resolver from `/etc/resolv.conf`.
+    pub dns_resolver: Option<std::net::SocketAddr>,
     /// The `appversions` JSON served over METADATA (`appversions_file`).
     pub appversions_file: PathBuf,
     /// Where account creation is switched off when this file exists (`nocreate_file`).

@@ -255,6 +255,15 @@ impl Params<'_> {
             )?,
             dkim_selector: self.get("dkim_selector", "opendkim".to_string(), check_selector)?,
             dkim_key: self.path("dkim_key", "/etc/dkimkeys/opendkim.private")?,
+            dns_resolver: self.get("dns_resolver", None, |v| {
+                let v = v.trim();
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                v.parse()
+                    .map(Some)
+                    .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:53".to_string())
+            })?,
             appversions_file: self
                 .path("appversions_file", "/usr/share/chatmail/appversions.json")?,
             nocreate_file: self.path("nocreate_file", "/etc/chatmail-nocreate")?,
@@ -390,6 +399,7 @@ mod tests {
         assert_eq!(c.tls_cert_mode, TlsCertMode::Acme);
         assert_eq!(c.notification_url, DEFAULT_NOTIFICATION_URL);
         assert!(!c.disable_ipv6);
+        assert_eq!(c.dns_resolver, None);
     }
 
     #[test]
@@ -469,6 +479,9 @@ mod tests {
         assert!(cfg("[params]\nmail_domain = a/b\n").is_err());
         assert!(cfg("[params]\nmail_domain = x.org\nmax_mailbox_size = big\n").is_err());
         assert!(cfg("[params]\nmail_domain = x.org\nmilter_inbound = /rel\n").is_err());
+        assert!(cfg("[params]\nmail_domain = x.org\ndns_resolver = localhost\n").is_err());
+        let (c, _) = cfg("[params]\nmail_domain = x.org\ndns_resolver = 127.0.0.1:5353\n").unwrap();
+        assert_eq!(c.dns_resolver, Some("127.0.0.1:5353".parse().unwrap()));
         assert!(cfg("[params]\nmail_domain = x.org\nusername_min_length = 10\n").is_err());
     }
 }
