@@ -209,6 +209,8 @@ async fn old_requeued_notification_failing_is_dropped_not_retried() {
 async fn a_dead_gateway_never_slows_the_dict() {
     let gw = StandIn::http(Arc::new(|_: &str, _| Reply::Hang)).await;
     let mut h = Harness::new();
+    // requests hang for the whole test
+    h.timeout = Duration::from_secs(60);
     h.start(&gw.url, fast_schedule()).await;
     let mut c = h.client().await;
     c.set_token(USER, "tok").await;

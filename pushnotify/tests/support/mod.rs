@@ -25,6 +25,8 @@ pub struct Harness {
     pub mailboxes: PathBuf,
     pub socket: PathBuf,
     pub service: Option<Service>,
+    /// Gateway request timeout of the next start.
+    pub timeout: Duration,
     server: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -51,6 +53,7 @@ impl Harness {
             dir,
             mailboxes,
             service: None,
+            timeout: Duration::from_secs(2),
             server: None,
         }
     }
@@ -95,7 +98,7 @@ impl Harness {
     /// Starts (or restarts) the service with `gateway_url` and serves the socket.
     pub async fn start(&mut self, gateway_url: &str, schedule: Schedule) {
         self.stop();
-        let gateway = Gateway::new(gateway_url, Duration::from_secs(2), None).unwrap();
+        let gateway = Gateway::new(gateway_url, self.timeout, None).unwrap();
         let service = service::start(self.settings(schedule), gateway, Arc::new(SystemClock))
             .await
             .unwrap();
