@@ -266,15 +266,20 @@ async fn a_full_disk_refuses_the_trigger_and_keeps_serving() {
         eprintln!("SKIPPED: cannot mount a tmpfs here");
         return;
     }
+    /// Unmounts (lazily: a task may still hold a file) before the temporary dir is removed.
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
         }
     }
-    let _unmount = Unmount(mnt.clone());
     let gw = StandIn::http(always(200)).await;
     let mut h = Harness::with_mailboxes(dir, mnt.join("mail"));
+    // declared after `h`, so dropped before it
+    let _unmount = Unmount(mnt.clone());
     h.start(&gw.url, fast_schedule()).await;
     let mut c = h.client().await;
     assert_eq!(c.set_token(USER, "tok").await, "O1");
