@@ -63,6 +63,9 @@ pub struct Session {
     shared: Arc<Shared>,
     direction: Direction,
     transaction: Option<Transaction>,
+    /// Outbound MAIL FROM without SASL login: Postfix itself refuses such recipients; one
+    /// that reaches us means Postfix is misconfigured.
+    unauthenticated: bool,
 }
 
 impl Session {
@@ -71,6 +74,7 @@ impl Session {
             shared,
             direction,
             transaction: None,
+            unauthenticated: false,
         }
     }
 
@@ -80,32 +84,28 @@ impl Session {
 
     /// `MAIL FROM`: checks the connection's macros against the listener, the sender, and
     /// (outbound) the rate limit; starts a new message.
+    ///
+    /// An outbound MAIL FROM without SASL login is left to Postfix, whose submission
+    /// restrictions refuse its recipients with a permanent error (clients probing port 587
+    /// are normal); only a recipient that Postfix accepted anyway is a configuration error.
     pub fn mail(&mut self, arg: &str, auth_authen: Option<&str>) -> Step {
         self.transaction = None;
+        self.unauthenticated = false;
         let sender = Sender::parse(arg);
         let authenticated = auth_authen.is_some_and(|a| !a.is_empty());
-        let mismatch = match (self.direction, authenticated) {
-            (Direction::Outbound, false) => Some(
-                "the outbound listener got an unauthenticated session ({auth_authen} missing): \
-                 point only submission/smtps smtpd_milters at it",
-            ),
-            (Direction::Inbound, true) => Some(
-                "the inbound listener got an authenticated session: \
-                 point only the port 25 smtpd_milters at it",
-            ),
-            _ => None,
-        };
-        if let Some(why) = mismatch {
-            tracing::error!(
-                listener = self.direction.name(),
-                "{}",
-                log_text(
-                    self.direction,
-                    &Verdict::Refuse(Refused::ConfigurationError(why)),
-                    sender.as_str()
-                )
-            );
-            return Step::Refuse(Refused::ConfigurationError(why).reply());
+        match (self.direction, authenticated) {
+            (Direction::Outbound, false) => {
+                self.unauthenticated = true;
+                return Step::Continue;
+            }
+            (Direction::Inbound, true) => {
+                return self.configuration_error(
+                    "the inbound listener got an authenticated session: \
+                     point only the port 25 smtpd_milters at it",
+                    &sender,
+                );
+            }
+            _ => {}
         }
         if let Err(refused) = policy::check_sender(self.direction, &sender) {
             return self.refuse_now(refused, &sender);
@@ -126,6 +126,20 @@ impl Session {
         Step::Continue
     }
 
+    fn configuration_error(&self, why: &'static str, sender: &Sender) -> Step {
+        let refused = Refused::ConfigurationError(why);
+        tracing::error!(
+            listener = self.direction.name(),
+            "{}",
+            log_text(
+                self.direction,
+                &Verdict::Refuse(refused.clone()),
+                sender.as_str()
+            )
+        );
+        Step::Refuse(refused.reply())
+    }
+
     fn refuse_now(&self, refused: Refused, sender: &Sender) -> Step {
         tracing::warn!(
             listener = self.direction.name(),
@@ -141,6 +155,14 @@ impl Session {
 
     /// `RCPT TO`.
     pub fn rcpt(&mut self, arg: &str) -> Step {
+        if self.unauthenticated {
+            return self.configuration_error(
+                "Postfix accepted a recipient of an unauthenticated session on the outbound \
+                 listener: point only submission/smtps smtpd_milters at it, and let them \
+                 require SASL login",
+                &Sender::Null,
+            );
+        }
         let Some(t) = self.transaction.as_mut() else {
             return self.out_of_order("RCPT");
         };
@@ -249,6 +271,7 @@ impl Session {
     /// The SMTP transaction was aborted (RSET, client gone, rejected by Postfix).
     pub fn abort(&mut self) {
         self.transaction = None;
+        self.unauthenticated = false;
     }
 
     fn out_of_order(&self, stage: &str) -> Step {
