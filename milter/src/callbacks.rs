@@ -5,11 +5,12 @@ use std::ffi::{CStr, CString};
 use std::sync::Arc;
 
 use indymilter::{
-    Actions, Callbacks, Context, EomContext, MacroStage, NegotiateContext, ProtoOpts,
-    SetErrorReply, Status,
+    Actions, Callbacks, Context, ContextActions, EomContext, MacroStage, NegotiateContext,
+    ProtoOpts, SetErrorReply, Status,
 };
 
 use crate::policy::Direction;
+use crate::policy::verdict::Refused;
 use crate::session::{Session, Shared, Step};
 
 /// Per-connection data: the session plus what was negotiated.
@@ -52,8 +53,12 @@ async fn negotiate(
     shared: Arc<Shared>,
     direction: Direction,
 ) -> Status {
-    // We never modify messages.
-    cx.requested_actions = Actions::empty();
+    // The only change we make: a DKIM-Signature header on signed outbound mail.
+    cx.requested_actions = if direction == Direction::Outbound && shared.dkim.is_some() {
+        Actions::ADD_HEADER
+    } else {
+        Actions::empty()
+    };
     // Headers and body chunks need no answer: fewer round trips per message.
     let noreply_header = mta_opts.contains(ProtoOpts::NOREPLY_HEADER);
     let noreply_body = mta_opts.contains(ProtoOpts::NOREPLY_BODY);
@@ -132,6 +137,20 @@ async fn eom(cx: &mut EomContext<Connection>) -> Status {
         }
     };
     let step = conn.session.end_of_message(&queue_id).await;
+    if let Step::AcceptSigned(value) = step {
+        return match cx
+            .actions
+            .insert_header(0, c"DKIM-Signature".to_owned(), value.as_str())
+            .await
+        {
+            Ok(()) => Status::Accept,
+            Err(e) => {
+                // Never an unsigned accept.
+                tracing::error!(queue_id, error = %e, "cannot add the DKIM-Signature header; tempfailing");
+                apply(&mut cx.reply, Step::Refuse(Refused::Internal.reply()))
+            }
+        };
+    }
     apply(&mut cx.reply, step)
 }
 
@@ -154,6 +173,8 @@ fn apply(reply: &mut impl SetErrorReply, step: Step) -> Status {
     match step {
         Step::Continue => Status::Continue,
         Step::Accept => Status::Accept,
+        // Only at end of message, where `eom` adds the header first.
+        Step::AcceptSigned(_) => Status::Accept,
         Step::Refuse(r) => {
             let status = if r.is_temporary() {
                 Status::Tempfail

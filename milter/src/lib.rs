@@ -4,11 +4,13 @@
 //! * [`policy`]: the rules, as pure functions of envelope and message bytes;
 //! * [`ratelimit`]: the per-sender GCRA send limit;
 //! * [`message`]: the bounded message buffer rebuilt from milter events;
+//! * [`dkim`]: DKIM signing (outbound) and strict verification (inbound);
 //! * [`session`]: one Postfix connection, its direction and the message in progress;
 //! * [`callbacks`]: indymilter glue;
 //! * [`listener`]: the outbound and inbound listeners and the servers on them.
 
 pub mod callbacks;
+pub mod dkim;
 pub mod listener;
 pub mod message;
 pub mod policy;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chatmail_common::config::{Config, DEFAULT_CONFIG_PATH};
 use chatmail_common::daemon::{self, ListenAddr, exit_with};
 use chatmail_common::mailbox::Mailboxes;
+use chatmail_milter::dkim::Dkim;
 use chatmail_milter::listener::{self, ServeConfig};
 use chatmail_milter::message::BufferBudget;
 use chatmail_milter::ratelimit::SendLimiter;
@@ -74,6 +75,23 @@ async fn run(
     inbound: ListenAddr,
     max_buffered_mb: Option<usize>,
 ) {
+    // The key is checked before the sockets are opened: a bad key is a bad configuration.
+    let dkim = Dkim::from_config(&config).unwrap_or_else(|e| exit_with(e));
+    match &dkim {
+        None => tracing::info!(
+            mail_domain = %config.mail_domain,
+            "DKIM is off: this relay is IP-only (no signing, no verification)"
+        ),
+        Some(d) => tracing::info!(
+            key = %config.dkim_key.display(),
+            selector = %config.dkim_selector,
+            domain = d.signer.domain(),
+            dns_resolver = %config
+                .dns_resolver
+                .map_or("system".to_string(), |a| a.to_string()),
+            "DKIM: signing outbound and verifying inbound mail"
+        ),
+    }
     let (out, inb) = listener::open(&outbound, &inbound).unwrap_or_else(|e| exit_with(e));
     let limiter = SendLimiter::new(
         NonZeroU32::new(config.max_user_send_per_minute).unwrap_or(NonZeroU32::MIN),
@@ -88,6 +106,7 @@ async fn run(
         mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
         buffer_limit,
         budget: Arc::new(BufferBudget::new(budget)),
+        dkim,
     });
     let cleanup = shared.clone();
     tokio::spawn(async move {

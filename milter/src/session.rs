@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use chatmail_common::mailbox::{Address, Mailboxes};
 
-use crate::message::{BufferBudget, MessageBuffer, Overflow};
+use crate::dkim::{Dkim, DkimVerdict};
+use crate::message::{BufferBudget, Finished, MessageBuffer, Overflow};
 use crate::policy::envelope::{Envelope, Sender, strip_angle_brackets};
-use crate::policy::verdict::{Refused, Reply, Verdict, log_text};
+use crate::policy::verdict::{Refused, Reply, Verdict, log_text, reply_safe};
 use crate::policy::{self, Direction, Evaluation};
 use crate::ratelimit::SendLimiter;
 
@@ -26,6 +27,8 @@ pub struct Shared {
     pub buffer_limit: usize,
     /// Bytes all connections together may buffer.
     pub budget: Arc<BufferBudget>,
+    /// DKIM signing (outbound) and verification (inbound); `None` on an IP-only relay.
+    pub dkim: Option<Dkim>,
 }
 
 impl Shared {
@@ -50,7 +53,27 @@ impl Shared {
 pub enum Step {
     Continue,
     Accept,
+    /// Accept after adding a `DKIM-Signature` header with this value (LF-folded) on top.
+    AcceptSigned(String),
     Refuse(Reply),
+}
+
+/// Reply to inbound mail without a valid aligned DKIM signature.
+pub fn dkim_rejected() -> Reply {
+    Reply {
+        code: "550",
+        xcode: "5.7.1",
+        text: "No valid DKIM signature found".into(),
+    }
+}
+
+/// Reply to inbound mail whose DKIM signature cannot be checked now (DNS trouble).
+pub fn dkim_unverifiable() -> Reply {
+    Reply {
+        code: "451",
+        xcode: "4.7.5",
+        text: "DKIM signature cannot be checked now (DNS lookup failed), try again later".into(),
+    }
 }
 
 struct Transaction {
@@ -212,22 +235,24 @@ impl Session {
         let size = t.buffer.len();
         let headers = t.buffer.header_count();
 
-        let evaluation = if let Some(overflow) = t.buffer.overflow() {
+        let (evaluation, raw) = if let Some(overflow) = t.buffer.overflow() {
             let refused = match overflow {
                 Overflow::TooBig => Refused::TooBig,
                 Overflow::OverBudget => Refused::Busy,
             };
-            Evaluation {
+            let evaluation = Evaluation {
                 verdict: Verdict::Refuse(refused),
                 not_encrypted: None,
-            }
+            };
+            (evaluation, None)
         } else {
             let shared = self.shared.clone();
             let raw = t.buffer.finish();
             let envelope = t.envelope;
             let check = move || {
                 let enforces = |a: &Address| shared.mailboxes.mailbox(a).enforces_e2ee_incoming();
-                policy::evaluate(direction, &envelope, &raw, &enforces)
+                let evaluation = policy::evaluate(direction, &envelope, &raw, &enforces);
+                (evaluation, Some(raw))
             };
             if direction == Direction::Outbound && size <= INLINE_CHECK_MAX {
                 check()
@@ -236,10 +261,11 @@ impl Session {
                     Ok(e) => e,
                     Err(e) => {
                         tracing::error!(queue_id, error = %e, "message check failed");
-                        Evaluation {
+                        let evaluation = Evaluation {
                             verdict: Verdict::Refuse(Refused::Internal),
                             not_encrypted: None,
-                        }
+                        };
+                        (evaluation, None)
                     }
                 }
             }
@@ -253,7 +279,13 @@ impl Session {
         match &evaluation.verdict {
             Verdict::Accept(_) => {
                 tracing::info!(queue_id, from = %sender, recipients, size, headers, reason, "{text}");
-                Step::Accept
+                match raw {
+                    Some(raw) => self.dkim(queue_id, &sender, raw).await,
+                    None => {
+                        tracing::error!(queue_id, "accepted message without its bytes");
+                        Step::Refuse(Refused::Internal.reply())
+                    }
+                }
             }
             Verdict::Refuse(refused) => {
                 let reply = refused.reply();
@@ -263,6 +295,92 @@ impl Session {
                     tracing::warn!(queue_id, from = %sender, recipients, size, headers, reason,
                         reply = %reply.line(), "{text}");
                 }
+                Step::Refuse(reply)
+            }
+        }
+    }
+
+    /// DKIM for a message the policy accepted: sign outbound, verify inbound.
+    async fn dkim(&self, queue_id: &str, sender: &str, raw: Finished) -> Step {
+        if self.shared.dkim.is_none() {
+            return Step::Accept;
+        }
+        let size = raw.len();
+        let shared = self.shared.clone();
+        match self.direction {
+            Direction::Outbound => {
+                let sign = move || match &shared.dkim {
+                    Some(dkim) => dkim.signer.sign_for_milter(&raw).map_err(|e| e.to_string()),
+                    None => Err("DKIM is off".to_string()),
+                };
+                let signed = if size <= INLINE_CHECK_MAX {
+                    sign()
+                } else {
+                    tokio::task::spawn_blocking(sign)
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()))
+                };
+                match signed {
+                    Ok(value) => {
+                        tracing::info!(queue_id, from = %reply_safe(sender), size,
+                            "DKIM-Signature field added");
+                        Step::AcceptSigned(value)
+                    }
+                    Err(error) => {
+                        tracing::error!(queue_id, from = %reply_safe(sender), error,
+                            "DKIM signing failed; mail tempfailed");
+                        Step::Refuse(Refused::Internal.reply())
+                    }
+                }
+            }
+            Direction::Inbound => {
+                let verdict = if size <= INLINE_CHECK_MAX {
+                    match &self.shared.dkim {
+                        Some(dkim) => dkim.verifier.verify(&raw).await,
+                        None => DkimVerdict::Skipped,
+                    }
+                } else {
+                    // Hashing a large message is CPU work: off the async workers, with the
+                    // DNS lookups driven from there.
+                    let handle = tokio::runtime::Handle::current();
+                    let verify = move || match &shared.dkim {
+                        Some(dkim) => handle.block_on(dkim.verifier.verify(&raw)),
+                        None => DkimVerdict::Skipped,
+                    };
+                    tokio::task::spawn_blocking(verify)
+                        .await
+                        .unwrap_or_else(|e| DkimVerdict::TempFail(e.to_string()))
+                };
+                self.dkim_verdict(queue_id, sender, verdict)
+            }
+        }
+    }
+
+    fn dkim_verdict(&self, queue_id: &str, sender: &str, verdict: DkimVerdict) -> Step {
+        let from = reply_safe(sender);
+        match verdict {
+            DkimVerdict::Pass { domain } => {
+                tracing::info!(queue_id, from, domain, "Incoming: valid DKIM signature");
+                Step::Accept
+            }
+            DkimVerdict::Skipped => {
+                tracing::info!(
+                    queue_id,
+                    from,
+                    "Incoming: DKIM check skipped (domain-literal From)"
+                );
+                Step::Accept
+            }
+            DkimVerdict::Fail(reason) => {
+                let reply = dkim_rejected();
+                tracing::warn!(queue_id, from, reason, reply = %reply.line(),
+                    "Incoming: Rejected mail without a valid DKIM signature");
+                Step::Refuse(reply)
+            }
+            DkimVerdict::TempFail(reason) => {
+                let reply = dkim_unverifiable();
+                tracing::warn!(queue_id, from, reason, reply = %reply.line(),
+                    "Incoming: DKIM signature not verifiable now; mail tempfailed");
                 Step::Refuse(reply)
             }
         }

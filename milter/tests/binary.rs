@@ -14,13 +14,19 @@ use common::*;
 const BIN: &str = env!("CARGO_BIN_EXE_chatmail-milter");
 const ALICE: &str = "alice@chat.example.org";
 
+/// A config for chat.example.org with the test DKIM key (and a name server that is never
+/// asked: nothing here verifies foreign mail).
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let key = dir.join("dkim.key");
+    std::fs::copy(data_dir().join("dkim-test.key"), &key).unwrap();
     let path = dir.join("chatmail.ini");
     std::fs::write(
         &path,
         format!(
-            "[params]\nmail_domain = chat.example.org\nmailboxes_dir = {}\n{extra}",
-            dir.join("mailboxes").display()
+            "[params]\nmail_domain = chat.example.org\nmailboxes_dir = {}\n\
+             dkim_key = {}\ndns_resolver = 127.0.0.1:9\n{extra}",
+            dir.join("mailboxes").display(),
+            key.display()
         ),
     )
     .unwrap();
@@ -98,6 +104,27 @@ fn bad_config_is_one_line_and_non_zero() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // A DKIM key that is missing or not a key: one line, exit 1.
+    for content in [None, Some("not a key\n")] {
+        let cfg = write_config(dir.path(), "");
+        let key = dir.path().join("dkim.key");
+        match content {
+            None => std::fs::remove_file(&key).unwrap(),
+            Some(c) => std::fs::write(&key, c).unwrap(),
+        }
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("DKIM key") && err.contains("dkim.key"),
+            "{err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }
 
 #[tokio::test]
@@ -211,7 +238,9 @@ async fn command_line_addresses_override_the_config() {
             Err(e) => panic!("inbound TCP listener: {e}"),
         }
     };
-    let enc = encrypted("x@example.net", ALICE, &quick_armored());
+    // From our own domain, signed with our key: verified without DNS.
+    let enc = encrypted("bob@chat.example.org", ALICE, &quick_armored());
+    let enc = dkim_signed(&enc, "chat.example.org", "opendkim");
     let out = transaction(&mut conn, None, "x@example.net", &[ALICE], enc.as_bytes()).await;
     assert!(out.accepted(), "{out:?}");
     let _ = conn.close().await;
@@ -263,7 +292,8 @@ async fn systemd_socket_activation_by_name() {
     )
     .await;
     assert!(out.accepted(), "outbound by name: {out:?}");
-    let out = send(&in_path, None, "x@example.net", &[ALICE], enc.as_bytes()).await;
+    let signed = dkim_signed(&enc, "chat.example.org", "opendkim");
+    let out = send(&in_path, None, "x@example.net", &[ALICE], signed.as_bytes()).await;
     assert!(out.accepted(), "inbound by name: {out:?}");
     // Direction really follows the name: an authenticated session on "inbound" is refused.
     let out = send(

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatmail_common::mailbox::Mailboxes;
+use chatmail_milter::dkim::Dkim;
 use chatmail_milter::listener::{self, Bound, ServeConfig};
 use chatmail_milter::message::BufferBudget;
 use chatmail_milter::policy::Direction;
 use chatmail_milter::ratelimit::SendLimiter;
 use chatmail_milter::session::Shared;
-use indymilter_test::{MacroStage, ProtoOpts, Status, TestConnection};
+use indymilter_test::{EomActions, MacroStage, ProtoOpts, Status, TestConnection};
 use pgp::composed::{
     EncryptionCaps, KeyType, MessageBuilder, SecretKeyParamsBuilder, SignedPublicKey,
     SubkeyParamsBuilder,
@@ -404,6 +405,8 @@ pub struct MilterSettings {
     pub max_message_size: u64,
     /// Bytes all connections may buffer together.
     pub budget: usize,
+    /// DKIM signing and verification; off (as on an IP-only relay) by default.
+    pub dkim: Option<Dkim>,
 }
 
 impl Default for MilterSettings {
@@ -413,6 +416,7 @@ impl Default for MilterSettings {
             burst: 10,
             max_message_size: 31_457_280,
             budget: 512 * 1024 * 1024,
+            dkim: None,
         }
     }
 }
@@ -432,6 +436,7 @@ impl TestMilter {
             mailboxes: Mailboxes::new(mailboxes.clone()),
             buffer_limit: Shared::buffer_limit_for(settings.max_message_size),
             budget: Arc::new(BufferBudget::new(settings.budget)),
+            dkim: settings.dkim,
         });
         let bound: Vec<Bound> = vec![
             listener::bind(
@@ -576,6 +581,21 @@ pub async fn transaction(
     rcpts: &[&str],
     raw: &[u8],
 ) -> Outcome {
+    transaction_with_actions(conn, auth, from, rcpts, raw, false)
+        .await
+        .0
+}
+
+/// [`transaction`], also returning the end-of-message actions; with `lf_folds`, folded header
+/// values are sent with bare LF line breaks, as Postfix (libmilter convention) sends them.
+pub async fn transaction_with_actions(
+    conn: &mut TestConnection,
+    auth: Option<&str>,
+    from: &str,
+    rcpts: &[&str],
+    raw: &[u8],
+    lf_folds: bool,
+) -> (Outcome, Option<EomActions>) {
     match auth {
         Some(a) => conn
             .macros(MacroStage::Mail, [("{auth_authen}", a)])
@@ -588,12 +608,12 @@ pub async fn transaction(
     }
     let s = conn.mail([format!("<{from}>")]).await.unwrap();
     if s != Status::Continue {
-        return Outcome::Mail(s);
+        return (Outcome::Mail(s), None);
     }
     for r in rcpts {
         let s = conn.rcpt([format!("<{r}>")]).await.unwrap();
         if s != Status::Continue {
-            return Outcome::Rcpt(s);
+            return (Outcome::Rcpt(s), None);
         }
     }
     let opts = conn.negotiated_opts();
@@ -607,7 +627,15 @@ pub async fn transaction(
             continue;
         }
         let n = cstring_lossy(&n);
-        let v = cstring_lossy(&v);
+        let v = if lf_folds {
+            cstring_lossy(
+                &String::from_utf8_lossy(&v)
+                    .replace("\r\n", "\n")
+                    .into_bytes(),
+            )
+        } else {
+            cstring_lossy(&v)
+        };
         let s = conn.header(n, v).await.unwrap();
         assert!(
             matches!(s, Status::Noreply | Status::Continue),
@@ -624,8 +652,8 @@ pub async fn transaction(
             "body status {s:?}"
         );
     }
-    let (_actions, status) = conn.eom().await.unwrap();
-    Outcome::Eom(status)
+    let (actions, status) = conn.eom().await.unwrap();
+    (Outcome::Eom(status), Some(actions))
 }
 
 /// Header names and values cannot hold NUL in the milter protocol.
@@ -658,3 +686,14 @@ pub async fn deliver(m: &TestMilter, from: &str, rcpts: &[&str], raw: &str) -> O
 }
 
 pub const ENCRYPTION_NEEDED: &str = "523 5.7.1 Encryption Needed: Invalid Unencrypted Mail";
+
+/// `raw` with a DKIM-Signature on top, made with the test key (`tests/data/dkim-test.key`)
+/// for `domain` and `selector`.
+pub fn dkim_signed(raw: &str, domain: &str, selector: &str) -> String {
+    let key = std::fs::read(data_dir().join("dkim-test.key")).unwrap();
+    let sig = chatmail_milter::dkim::Signer::from_pem(&key, domain, selector)
+        .unwrap()
+        .sign(raw.as_bytes())
+        .unwrap();
+    format!("DKIM-Signature: {sig}\r\n{raw}")
+}
