@@ -24,6 +24,33 @@ prepare() {
     for sock in "${sockets[@]}"; do
         install -d -o vmail -g vmail -m 0755 "$(dirname "$sock")"
     done
+    milter_dkim_key
+}
+
+# DKIM (relays with a domain name; an IP-only relay neither signs nor verifies): the signing
+# key is created when missing (RSA 2048, root:vmail 0640, so the milter can read it), and the
+# DNS record that publishes it is written next to chatmail.ini (dkim.txt) for the operator.
+milter_dkim_key() {
+    local domain key selector record txt
+    domain=$(ini_get mail_domain "")
+    is_ipv4 "$domain" && return 0
+    key=$(ini_get dkim_key /etc/dkimkeys/opendkim.private)
+    selector=$(ini_get dkim_selector opendkim)
+    if [[ ! -e $key ]]; then
+        install -d -o root -g vmail -m 0750 "$(dirname "$key")"
+        (umask 0027 && openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+            -out "$key.tmp") || die "cannot create the DKIM key $key"
+        chown root:vmail "$key.tmp"
+        chmod 0640 "$key.tmp"
+        mv "$key.tmp" "$key"
+        log "created DKIM key $key (selector $selector)"
+    fi
+    record=$(openssl pkey -in "$key" -pubout -outform DER | base64 -w0) ||
+        die "cannot read the DKIM key $key"
+    txt="$(dirname "$CHATMAIL_INI")/dkim.txt"
+    printf '%s._domainkey.%s. TXT "v=DKIM1; k=rsa; p=%s"\n' "$selector" "$domain" "$record" \
+        >"$txt.tmp" && mv "$txt.tmp" "$txt"
+    log "DKIM DNS record for $domain: $txt"
 }
 
 # smtpd_milters value for Postfix: a socket under the queue directory is given relative to
