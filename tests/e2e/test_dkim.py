@@ -1,0 +1,186 @@
+"""DKIM through the real Postfix, on a relay with a domain name (`_chat.localhost`).
+
+The module switches the local relay to `packaging/relay up --domain _chat.localhost` (the
+milter sidecar creates the DKIM key), points the milter's `dns_resolver` at a UDP socket that
+never answers, and always switches back to the relay's previous configuration afterwards.
+
+- outbound: a submitted message is signed (log line `DKIM-Signature field added`), and the
+  queued copy carries a signature over `Subject: [...]` that verifies with the relay's key;
+- inbound (port 25): mail From our own domain signed with our key is delivered; unsigned
+  mail gets `550 5.7.1 No valid DKIM signature found`; mail signed for a domain whose key
+  cannot be looked up (dead DNS) gets `451 4.7.5`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import dkim
+import pytest
+from relaytest import (
+    CHATMAIL_INI,
+    SMTP_PORT,
+    Account,
+    imap_connect,
+    random_localpart,
+    random_password,
+    read_config,
+    smtp_connect,
+    wait_for,
+)
+from test_milter import (
+    encrypted_message,
+    inbox,
+    log_offset,
+    milter_log_since,
+    quit_quietly,
+    submit,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+RELAY = REPO / "packaging" / "relay"
+DOMAIN = "_chat.localhost"
+DKIM_REJECTED = b"5.7.1 No valid DKIM signature found"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def relay_cmd(*args: str) -> None:
+    """packaging/relay with what tests/run has just built."""
+    subprocess.run([str(RELAY), *args], check=True, env={**os.environ, "RELAY_BUILD": "0"})
+
+
+@pytest.fixture(scope="module")
+def named_relay(relay):
+    saved = CHATMAIL_INI.read_bytes()
+    dead_dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dead_dns.bind(("127.0.0.1", 0))
+    try:
+        relay_cmd("up", "--domain", DOMAIN)
+        with CHATMAIL_INI.open("a") as f:
+            f.write(f"dns_resolver = 127.0.0.1:{dead_dns.getsockname()[1]}\n")
+        relay_cmd("restart", "milter")
+        yield read_config()
+    finally:
+        dead_dns.close()
+        CHATMAIL_INI.write_bytes(saved)
+        relay_cmd("up")
+
+
+@pytest.fixture
+def named_account(named_relay):
+    def make() -> Account:
+        acc = Account(
+            f"{random_localpart(named_relay.username_max_length)}@{named_relay.mail_domain}",
+            random_password(named_relay.password_min_length + 3),
+        )
+        imap = imap_connect()
+        imap.login(acc.addr, acc.password)
+        imap.logout()
+        return acc
+
+    return make
+
+
+def dkim_key(config) -> tuple[bytes, bytes]:
+    """(selector, private key PEM) of the relay."""
+    path = Path(config.params.get("dkim_key", "/etc/dkimkeys/opendkim.private"))
+    selector = config.params.get("dkim_selector", "opendkim")
+    return selector.encode(), path.read_bytes()
+
+
+def sign(msg: str, domain: str, selector: bytes, key: bytes) -> str:
+    sig = dkim.sign(
+        msg.encode(),
+        selector,
+        domain.encode(),
+        key,
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type"],
+    )
+    return sig.decode() + msg
+
+
+def deliver_port25(sender: str, rcpts: list[str], msg: str) -> dict:
+    smtp = smtp_connect(SMTP_PORT)
+    try:
+        return smtp.sendmail(sender, rcpts, msg.encode())
+    finally:
+        quit_quietly(smtp)
+
+
+def test_dkim_key_and_record_exist(named_relay):
+    selector, key = dkim_key(named_relay)
+    txt = (CHATMAIL_INI.parent / "dkim.txt").read_text()
+    assert txt.startswith(f"{selector.decode()}._domainkey.{DOMAIN}. TXT \"v=DKIM1; k=rsa; p=")
+    assert b"PRIVATE KEY" in key
+
+
+def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account):
+    alice = named_account()
+    selector, key = dkim_key(named_relay)
+    rcpt = "nobody@[127.0.0.2]"  # no SMTP server there: the message stays in the queue
+    offset = log_offset()
+    msg = encrypted_message(alice.addr, rcpt, subject="A secret subject")
+    assert submit(alice, [rcpt], msg) == {}
+
+    def queued():
+        out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            entry = json.loads(line)
+            if entry.get("sender") == alice.addr:
+                return entry["queue_id"]
+        return None
+
+    queue_id = wait_for(queued, timeout=20, what="the message in the queue")
+    try:
+        content = subprocess.run(["postcat", "-bhq", queue_id], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["postsuper", "-d", queue_id], capture_output=True, check=False)
+    assert "DKIM-Signature field added" in milter_log_since(offset)
+    raw = content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode()
+    assert head.startswith("DKIM-Signature:"), head
+    assert "Subject: [...]" in head and "secret" not in head
+    public = subprocess.run(
+        ["openssl", "pkey", "-pubout", "-outform", "DER"], input=key, capture_output=True, check=True
+    ).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record), head
+
+
+def test_inbound_signed_by_our_key_is_delivered(named_relay, named_account):
+    alice, bob = named_account(), named_account()
+    selector, key = dkim_key(named_relay)
+    msg = sign(encrypted_message(bob.addr, alice.addr), DOMAIN, selector, key)
+    assert deliver_port25(bob.addr, [alice.addr], msg) == {}
+    wait_for(lambda: inbox(alice), timeout=20, what="delivery")
+
+
+def test_inbound_unsigned_is_rejected(named_relay, named_account):
+    alice, bob = named_account(), named_account()
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        deliver_port25(bob.addr, [alice.addr], encrypted_message(bob.addr, alice.addr))
+    assert e.value.smtp_code == 550
+    assert e.value.smtp_error == DKIM_REJECTED
+    time.sleep(1)
+    assert inbox(alice) == []
+
+
+def test_inbound_with_dead_dns_is_tempfailed(named_relay, named_account):
+    alice = named_account()
+    selector, key = dkim_key(named_relay)
+    sender = "friend@foreign.test"
+    msg = sign(encrypted_message(sender, alice.addr), "foreign.test", selector, key)
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        deliver_port25(sender, [alice.addr], msg)
+    assert e.value.smtp_code == 451, e.value
+    assert e.value.smtp_error.startswith(b"4.7.5 DKIM signature cannot be checked now")
+    assert inbox(alice) == []
