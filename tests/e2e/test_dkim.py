@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import smtplib
 import socket
 import subprocess
@@ -50,6 +51,13 @@ DOMAIN = "_chat.localhost"
 DKIM_REJECTED = b"5.7.1 No valid DKIM signature found"
 
 pytestmark = pytest.mark.timeout(300)
+
+
+def autocrypt(addr: str) -> str:
+    """A long folded Autocrypt header value, as Delta Chat sends it."""
+    keydata = base64.b64encode(os.urandom(600)).decode()
+    lines = [keydata[i : i + 76] for i in range(0, len(keydata), 76)]
+    return f"addr={addr}; prefer-encrypt=mutual; keydata=\r\n " + "\r\n ".join(lines)
 
 
 def relay_cmd(*args: str) -> None:
@@ -103,7 +111,7 @@ def sign(msg: str, domain: str, selector: bytes, key: bytes) -> str:
         domain.encode(),
         key,
         canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type"],
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id", b"content-type", b"autocrypt"],
     )
     return sig.decode() + msg
 
@@ -128,7 +136,9 @@ def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account)
     selector, key = dkim_key(named_relay)
     rcpt = "nobody@[127.0.0.2]"  # no SMTP server there: the message stays in the queue
     offset = log_offset()
-    msg = encrypted_message(alice.addr, rcpt, subject="A secret subject")
+    msg = encrypted_message(
+        alice.addr, rcpt, subject="A secret subject", extra={"Autocrypt": autocrypt(alice.addr)}
+    )
     assert submit(alice, [rcpt], msg) == {}
 
     def queued():
@@ -149,6 +159,8 @@ def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account)
     head = raw.split(b"\r\n\r\n", 1)[0].decode()
     assert head.startswith("DKIM-Signature:"), head
     assert "Subject: [...]" in head and "secret" not in head
+    signed_headers = re.search(r"[;\s]h=([^;]*)", head).group(1).lower()
+    assert "autocrypt" in signed_headers and "subject" in signed_headers, signed_headers
     public = subprocess.run(
         ["openssl", "pkey", "-pubout", "-outform", "DER"], input=key, capture_output=True, check=True
     ).stdout
@@ -159,7 +171,8 @@ def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account)
 def test_inbound_signed_by_our_key_is_delivered(named_relay, named_account):
     alice, bob = named_account(), named_account()
     selector, key = dkim_key(named_relay)
-    msg = sign(encrypted_message(bob.addr, alice.addr), DOMAIN, selector, key)
+    msg = encrypted_message(bob.addr, alice.addr, extra={"Autocrypt": autocrypt(bob.addr)})
+    msg = sign(msg, DOMAIN, selector, key)
     assert deliver_port25(bob.addr, [alice.addr], msg) == {}
     wait_for(lambda: inbox(alice), timeout=20, what="delivery")
 
