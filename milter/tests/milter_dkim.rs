@@ -344,3 +344,35 @@ fn from_config_refuses_missing_or_bad_keys_and_is_off_on_ip_relays() {
     let ip = write_config(dir.path(), "127.0.0.1", None, ns);
     assert!(Dkim::from_config(&ip).unwrap().is_none());
 }
+
+#[tokio::test]
+async fn large_messages_are_signed_and_verified_off_the_async_thread() {
+    // Over 64 kB: signing and verification run on the blocking pool.
+    let (_ns, ns) = silent_nameserver();
+    let m = milter(ns).await;
+    let armored = rpgp_armored(Rpgp::PasswordV1, &[], &vec![b'x'; 200_000], None);
+    let out_msg = encrypted(ALICE, BOB, &armored);
+    assert!(out_msg.len() > 100_000);
+    let (outcome, actions) = send_full(
+        m.socket(Direction::Outbound),
+        Some(ALICE),
+        ALICE,
+        &[BOB],
+        &out_msg,
+        false,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Eom(Status::Accept));
+    assert!(matches!(
+        actions.as_slice(),
+        [EomAction::InsertHeader { index: 0, .. }]
+    ));
+    let in_msg = signed(&encrypted(REMOTE, ALICE, &armored), "example.net");
+    assert_eq!(
+        deliver(&m, REMOTE, &[ALICE], &in_msg).await,
+        Outcome::Eom(Status::Accept)
+    );
+    let out = deliver(&m, REMOTE, &[ALICE], &encrypted(REMOTE, ALICE, &armored)).await;
+    assert_eq!(out.reply().as_deref(), Some(DKIM_REJECTED));
+    m.stop().await;
+}
