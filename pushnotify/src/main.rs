@@ -57,10 +57,9 @@ async fn run(args: Args, config: Config) {
         .and_then(|(l, guard)| Ok((l.into_unix()?, guard)))
         .unwrap_or_else(|e| exit_with(format!("cannot listen on {addr}: {e}")));
     tracing::info!(socket = %args.socket.display(), gateway = %config.notification_url, "chatmail-pushnotify ready");
+    let shutdown = daemon::shutdown_signal();
     daemon::notify_ready();
-    if let Err(e) =
-        chatmail_common::dict::serve(listener, service.handler.clone(), daemon::shutdown_signal())
-            .await
+    if let Err(e) = chatmail_common::dict::serve(listener, service.handler.clone(), shutdown).await
     {
         tracing::error!(error = %e, "dict server failed");
     }
