@@ -150,29 +150,23 @@ impl Session {
     }
 
     fn configuration_error(&self, why: &'static str, sender: &Sender) -> Step {
-        let refused = Refused::ConfigurationError(why);
-        tracing::error!(
-            listener = self.direction.name(),
-            "{}",
-            log_text(
-                self.direction,
-                &Verdict::Refuse(refused.clone()),
-                sender.as_str()
-            )
-        );
-        Step::Refuse(refused.reply())
+        self.refuse_now(Refused::ConfigurationError(why), sender)
     }
 
+    /// Refuses before end of message, with one log line: an error for a configuration error
+    /// (the operator must act), a warning otherwise.
     fn refuse_now(&self, refused: Refused, sender: &Sender) -> Step {
-        tracing::warn!(
-            listener = self.direction.name(),
-            "{}",
-            log_text(
-                self.direction,
-                &Verdict::Refuse(refused.clone()),
-                sender.as_str()
-            )
+        let text = log_text(
+            self.direction,
+            &Verdict::Refuse(refused.clone()),
+            sender.as_str(),
         );
+        let listener = self.direction.name();
+        if matches!(refused, Refused::ConfigurationError(_)) {
+            tracing::error!(listener, "{text}");
+        } else {
+            tracing::warn!(listener, "{text}");
+        }
         Step::Refuse(refused.reply())
     }
 

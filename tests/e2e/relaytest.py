@@ -194,3 +194,23 @@ def doveadm(*args: str) -> str:
     return subprocess.run(
         ["doveadm", *args], check=True, capture_output=True, text=True, timeout=TIMEOUT
     ).stdout
+
+
+def take_queued_message(sender: str, postcat_flags: str = "-hq", timeout: float = 20.0) -> bytes:
+    """Waits for a message of `sender` in Postfix's queue, returns `postcat <flags>` of it
+    and deletes it from the queue."""
+    import json
+
+    def queued():
+        out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            entry = json.loads(line)
+            if entry.get("sender") == sender:
+                return entry["queue_id"]
+        return None
+
+    queue_id = wait_for(queued, timeout=timeout, what="the message in the queue")
+    try:
+        return subprocess.run(["postcat", postcat_flags, queue_id], capture_output=True, check=True).stdout
+    finally:
+        subprocess.run(["postsuper", "-d", queue_id], capture_output=True, check=False)

@@ -14,7 +14,6 @@ never answers, and always switches back to the relay's previous configuration af
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import smtplib
@@ -35,6 +34,7 @@ from relaytest import (
     read_config,
     smtp_connect,
     wait_for,
+    take_queued_message,
 )
 from test_milter import (
     encrypted_message,
@@ -141,19 +141,7 @@ def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account)
     )
     assert submit(alice, [rcpt], msg) == {}
 
-    def queued():
-        out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            entry = json.loads(line)
-            if entry.get("sender") == alice.addr:
-                return entry["queue_id"]
-        return None
-
-    queue_id = wait_for(queued, timeout=20, what="the message in the queue")
-    try:
-        content = subprocess.run(["postcat", "-bhq", queue_id], capture_output=True, check=True).stdout
-    finally:
-        subprocess.run(["postsuper", "-d", queue_id], capture_output=True, check=False)
+    content = take_queued_message(alice.addr, "-bhq")
     assert "DKIM-Signature field added" in milter_log_since(offset)
     raw = content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     head = raw.split(b"\r\n\r\n", 1)[0].decode()
