@@ -1,7 +1,8 @@
 //! Lookup and account-creation throughput of `chatmail-doveauth` over its real socket, next to
 //! a trivial dict server answering a constant (the IPC floor), measured in the same run.
 //!
-//! `cargo bench -p chatmail-doveauth` (set `BENCH_SECONDS` to change the time per point).
+//! `cargo bench -p chatmail-doveauth`. Environment: `BENCH_SECONDS` (time per server and
+//! round, default 5), `BENCH_ROUNDS` (default 3), `BENCH_CONNS` (default `1,8,64`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -28,7 +29,7 @@ fn main() {
     let seconds: f64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+        .unwrap_or(5.0);
     let duration = Duration::from_secs_f64(seconds);
     let dir = tempfile::tempdir().unwrap();
     let mailboxes = dir.path().join("vmail");
@@ -76,38 +77,56 @@ fn main() {
 
     // warm up: every account once
     load(&auth, 8, Duration::from_millis(500), &users);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     println!(
-        "Lookups of existing accounts ({ACCOUNTS} accounts, {seconds} s per point); ratios are \
-         against the floor of the same row group"
+        "Lookups of existing accounts ({ACCOUNTS} accounts, {rounds} interleaved rounds of {seconds} s \
+         per server); medians over the rounds, ratios against the floor of the same round"
     );
     println!(
-        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6}",
-        "conns", "server", "req/s", "p50µs", "p99µs", "cpuµs", "rate", "p99", "cpu"
+        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6}",
+        "conns", "server", "req/s", "p50µs", "p99µs", "cpuµs", "usrµs", "rate", "p99", "cpu"
     );
-    for conns in [1, 8, 64] {
-        let floor_stats = load(&floor, conns, duration, &users);
-        let rows = [
-            ("floor (threads, const)", &floor_stats),
-            (
-                "tokio dict, const",
-                &load(&async_floor, conns, duration, &users),
-            ),
-            ("chatmail-doveauth", &load(&auth, conns, duration, &users)),
-        ];
-        for (name, st) in rows {
+    let conn_counts: Vec<usize> = std::env::var("BENCH_CONNS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8, 64]);
+    let servers = [
+        ("floor (threads, const)", &floor),
+        ("tokio dict, const", &async_floor),
+        ("chatmail-doveauth", &auth),
+    ];
+    for conns in conn_counts {
+        // Rounds alternate the servers, so a noisy moment of the machine hits one round of
+        // each rather than all of one server's measurement.
+        let per_round: Vec<Vec<Stats>> = (0..rounds)
+            .map(|_| {
+                servers
+                    .iter()
+                    .map(|(_, server)| load(server, conns, duration, &users))
+                    .collect()
+            })
+            .collect();
+        for (i, (name, _)) in servers.iter().enumerate() {
+            let of = |f: &dyn Fn(&Stats, &Stats) -> f64| {
+                median(per_round.iter().map(|r| f(&r[i], &r[0])).collect())
+            };
             println!(
-                "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} | {:>6.2} {:>6.2} {:>6.2}",
-                st.rate,
-                st.p50,
-                st.p99,
-                st.cpu_us,
-                st.rate / floor_stats.rate,
-                st.p99 / floor_stats.p99,
-                st.cpu_us / floor_stats.cpu_us
+                "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} {:>7.1} | {:>6.2} {:>6.2} {:>6.2}",
+                of(&|s, _| s.rate),
+                of(&|s, _| s.p50),
+                of(&|s, _| s.p99),
+                of(&|s, _| s.cpu_us),
+                of(&|s, _| s.user_us),
+                of(&|s, f| s.rate / f.rate),
+                of(&|s, f| s.p99 / f.p99),
+                of(&|s, f| s.cpu_us / f.cpu_us),
             );
         }
     }
-    println!("(cpuµs: server CPU time per request, user + system)");
+    println!("(cpuµs: server CPU time per request, user + system; usrµs: of which user)");
 
     // First logins: creation rate versus the SHA512-CRYPT rate on all cores.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -203,16 +222,23 @@ impl Client {
     }
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 struct Stats {
     rate: f64,
     p50: f64,
     p99: f64,
     /// Server CPU time (user + system) per request, in µs.
     cpu_us: f64,
+    /// Of which user time.
+    user_us: f64,
 }
 
-/// CPU time (user + system) a process used so far, in µs.
-fn cpu_time_us(pid: u32) -> f64 {
+/// CPU time (user, system) a process used so far, in µs.
+fn cpu_time_us(pid: u32) -> (f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // fields after the parenthesised command name; utime and stime are the 12th and 13th
     let fields: Vec<&str> = stat
@@ -221,20 +247,23 @@ fn cpu_time_us(pid: u32) -> f64 {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-    });
+    let ticks = |i: usize| -> f64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0.0) };
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / hz * 1e6
+    (ticks(11) / hz * 1e6, ticks(12) / hz * 1e6)
 }
 
+/// Time the connections of a load run before measuring starts (Dovecot keeps its auth
+/// connections open, so the steady state is what counts, not connection setup).
+const CONNECTION_WARMUP: Duration = Duration::from_secs(1);
+
 /// `conns` connections, each with one request outstanding at a time (as Dovecot's auth
-/// workers do), for `duration`.
+/// workers do), measured for `duration` after [`CONNECTION_WARMUP`].
 fn load(server: &Server, conns: usize, duration: Duration, users: &[String]) -> Stats {
     let socket = server.socket.as_path();
-    let cpu_before = cpu_time_us(server.child.id());
-    let start = Instant::now();
+    let measure_from = Instant::now() + CONNECTION_WARMUP;
+    let measure_until = measure_from + duration;
+    let mut cpu = (0.0, 0.0);
     let mut latencies: Vec<u32> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..conns)
             .map(|t| {
@@ -242,33 +271,45 @@ fn load(server: &Server, conns: usize, duration: Duration, users: &[String]) -> 
                     let mut c = Client::connect(socket);
                     let mut lat = Vec::with_capacity(100_000);
                     let mut i = t * 7919;
-                    while start.elapsed() < duration {
+                    loop {
                         let user = &users[i % users.len()];
                         i += 1;
                         let t0 = Instant::now();
+                        if t0 >= measure_until {
+                            break;
+                        }
                         let reply = c.passdb(user, "benchmark-password");
                         assert!(reply.starts_with('O'), "{reply}");
-                        lat.push(t0.elapsed().as_micros() as u32);
+                        if t0 >= measure_from {
+                            lat.push(t0.elapsed().as_micros() as u32);
+                        }
                     }
                     lat
                 })
             })
             .collect();
+        std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+        let before = cpu_time_us(server.child.id());
+        std::thread::sleep(measure_until.saturating_duration_since(Instant::now()));
+        let after = cpu_time_us(server.child.id());
+        cpu = (after.0 - before.0, after.1 - before.1);
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
-    let elapsed = start.elapsed().as_secs_f64();
-    let cpu_us = (cpu_time_us(server.child.id()) - cpu_before) / latencies.len().max(1) as f64;
+    let n = latencies.len().max(1) as f64;
+    let user_us = cpu.0 / n;
+    let cpu_us = (cpu.0 + cpu.1) / n;
     latencies.sort_unstable();
     let pct =
         |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64;
     Stats {
-        rate: latencies.len() as f64 / elapsed,
+        rate: latencies.len() as f64 / duration.as_secs_f64(),
         p50: pct(0.50),
         p99: pct(0.99),
         cpu_us,
+        user_us,
     }
 }
 
@@ -313,21 +354,26 @@ fn constant_reply() -> String {
 /// thread per connection and no parsing beyond finding the line end.
 fn floor_server(socket: &Path) {
     let _ = std::fs::remove_file(socket);
-    let listener = UnixListener::bind(socket).unwrap();
     let reply = constant_reply();
+    let listener = UnixListener::bind(socket).unwrap();
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let reply = reply.clone();
-        std::thread::spawn(move || {
-            let mut writer = stream.try_clone().unwrap();
-            let mut reader = BufReader::new(stream);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                if line.first() == Some(&b'L') && writer.write_all(reply.as_bytes()).is_err() {
-                    break;
-                }
-                line.clear();
-            }
-        });
+        std::thread::Builder::new()
+            .name("floor-conn".into())
+            .spawn(move || floor_conn(stream, reply))
+            .unwrap();
+    }
+}
+
+fn floor_conn(stream: UnixStream, reply: String) {
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        if line.first() == Some(&b'L') && writer.write_all(reply.as_bytes()).is_err() {
+            break;
+        }
+        line.clear();
     }
 }

@@ -49,28 +49,37 @@ pub fn parse(key: &str) -> Result<Key, KeyError> {
 /// Unescapes up to the first unescaped `"`; returns the text and what follows the quote.
 fn unescape_until_quote(s: &str) -> Result<(String, Option<&str>), KeyError> {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next().ok_or(KeyError::DanglingEscape)?.1),
-            '"' => return Ok((out, Some(&s[i + 1..]))),
-            c => out.push(c),
+    let mut rest = s;
+    while let Some(i) = memchr::memchr2(b'\\', b'"', rest.as_bytes()) {
+        out.push_str(&rest[..i]);
+        if rest.as_bytes()[i] == b'"' {
+            return Ok((out, Some(&rest[i + 1..])));
         }
+        rest = push_escaped(&mut out, &rest[i + 1..])?;
     }
+    out.push_str(rest);
     Ok((out, None))
 }
 
 fn unescape_all(s: &str) -> Result<String, KeyError> {
     let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        out.push(if c == '\\' {
-            chars.next().ok_or(KeyError::DanglingEscape)?
-        } else {
-            c
-        });
+    let mut rest = s;
+    while let Some(i) = memchr::memchr(b'\\', rest.as_bytes()) {
+        out.push_str(&rest[..i]);
+        rest = push_escaped(&mut out, &rest[i + 1..])?;
     }
+    out.push_str(rest);
     Ok(out)
+}
+
+/// Pushes the character after a backslash; returns what follows it.
+fn push_escaped<'a>(out: &mut String, after_backslash: &'a str) -> Result<&'a str, KeyError> {
+    let c = after_backslash
+        .chars()
+        .next()
+        .ok_or(KeyError::DanglingEscape)?;
+    out.push(c);
+    Ok(&after_backslash[c.len_utf8()..])
 }
 
 #[cfg(test)]
@@ -109,6 +118,13 @@ mod tests {
             parse("shared/last-login/a@b"),
             Ok(Key::LastLogin { user: "a@b".into() })
         );
+        assert_eq!(
+            parse(r"shared/userdb/a\\b\ü\@x"),
+            Ok(Key::Userdb {
+                user: r"a\bü@x".into()
+            })
+        );
+        assert_eq!(parse(r"shared/userdb/a\"), Err(KeyError::DanglingEscape));
         assert_eq!(parse(r#"priv/passdb/x"y"#), Err(KeyError::NotShared));
         assert_eq!(parse("shared/other/x"), Err(KeyError::UnknownType));
     }

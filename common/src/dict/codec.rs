@@ -124,9 +124,10 @@ pub enum CommitReply {
 
 /// Escapes one field.
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s
-        .bytes()
-        .any(|b| matches!(b, 0 | 1 | b'\t' | b'\r' | b'\n'))
+    let bytes = s.as_bytes();
+    // the common case (nothing to escape) is two SIMD scans
+    if memchr::memchr3(b'\t', b'\r', b'\n', bytes).is_none()
+        && memchr::memchr2(0, 1, bytes).is_none()
     {
         return Cow::Borrowed(s);
     }
@@ -147,13 +148,10 @@ pub fn escape(s: &str) -> Cow<'_, str> {
 /// Unescapes one field.
 pub fn unescape(field: &[u8]) -> Result<String, ParseError> {
     let mut out = Vec::with_capacity(field.len());
-    let mut bytes = field.iter();
-    while let Some(&b) = bytes.next() {
-        if b != 1 {
-            out.push(b);
-            continue;
-        }
-        out.push(match bytes.next() {
+    let mut rest = field;
+    while let Some(i) = memchr::memchr(1, rest) {
+        out.extend_from_slice(&rest[..i]);
+        out.push(match rest.get(i + 1) {
             Some(b'1') => 1,
             Some(b't') => b'\t',
             Some(b'r') => b'\r',
@@ -161,7 +159,9 @@ pub fn unescape(field: &[u8]) -> Result<String, ParseError> {
             Some(b'0') => 0,
             _ => return Err(ParseError::BadEscape),
         });
+        rest = &rest[i + 2..];
     }
+    out.extend_from_slice(rest);
     String::from_utf8(out).map_err(|_| ParseError::InvalidUtf8)
 }
 
@@ -244,6 +244,9 @@ impl LookupReply {
     pub fn encode(&self, out: &mut String) {
         match self {
             LookupReply::Found(v) => {
+                // one allocation of the right size: growing the string would realloc, which
+                // takes glibc's arena lock (contended with many connection threads)
+                out.reserve(v.len() + 2);
                 out.push('O');
                 out.push_str(&escape(v));
             }

@@ -272,18 +272,26 @@ fn threaded_connection<H: Handler>(
     // The handler may use tokio (spawn_blocking, timers): give this thread the runtime context.
     let _context = runtime.enter();
     let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut reader = std::io::BufReader::new(io::Cursor::new(leftover).chain(stream.try_clone()?));
-    let mut writer = std::io::BufWriter::new(stream);
+    let mut writer = std::io::BufWriter::new(stream.try_clone()?);
     let mut state = Connection::new(handler, conn);
     let _ = state.handle(first);
+    // Whole lines that came with the hello; a partial one starts the first read below.
     let mut line = Vec::new();
+    let mut rest = leftover.as_slice();
+    while let Some(i) = memchr::memchr(b'\n', rest) {
+        if let Some(reply) = state.reply_now(&rest[..i], &waker) {
+            writer.write_all(reply.as_bytes())?;
+        }
+        rest = &rest[i + 1..];
+    }
+    writer.flush()?;
+    line.extend_from_slice(rest);
+    let mut reader = std::io::BufReader::new(stream);
     loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)?;
+        let limit = (MAX_LINE + 1).saturating_sub(line.len()) as u64;
+        (&mut reader).take(limit).read_until(b'\n', &mut line)?;
         if line.last() != Some(&b'\n') {
-            if n > MAX_LINE {
+            if line.len() > MAX_LINE {
                 tracing::warn!(
                     conn,
                     limit = MAX_LINE,
@@ -293,14 +301,13 @@ fn threaded_connection<H: Handler>(
             break;
         }
         line.pop();
-        let reply = match state.handle(&line) {
-            Step::Nothing => continue,
-            Step::Reply(fut) | Step::Barrier(fut) => block_on(fut, &waker),
-        };
-        writer.write_all(reply.as_bytes())?;
-        if reader.buffer().is_empty() {
-            writer.flush()?;
+        if let Some(reply) = state.reply_now(&line, &waker) {
+            writer.write_all(reply.as_bytes())?;
+            if reader.buffer().is_empty() {
+                writer.flush()?;
+            }
         }
+        line.clear();
     }
     writer.flush()
 }
@@ -391,6 +398,14 @@ impl<'h, H: Handler> Connection<'h, H> {
                 conn,
             },
             transactions: HashMap::new(),
+        }
+    }
+
+    /// Handles a line and waits for its reply (threaded connections).
+    fn reply_now(&mut self, line: &[u8], waker: &std::task::Waker) -> Option<String> {
+        match self.handle(line) {
+            Step::Nothing => None,
+            Step::Reply(fut) | Step::Barrier(fut) => Some(block_on(fut, waker)),
         }
     }
 
@@ -604,6 +619,22 @@ mod tests {
         (dir, path)
     }
 
+    async fn start_threaded() -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dict.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let options = Options {
+            threaded_dicts: vec!["auth".into()],
+        };
+        tokio::spawn(serve_with(
+            listener,
+            Arc::new(Test::default()),
+            std::future::pending(),
+            options,
+        ));
+        (dir, path)
+    }
+
     async fn exchange(path: &std::path::Path, input: &[u8]) -> String {
         let mut s = UnixStream::connect(path).await.unwrap();
         s.write_all(input).await.unwrap();
@@ -665,6 +696,37 @@ mod tests {
         long.push(b'\n');
         assert_eq!(exchange(&path, &long).await, "");
         assert_eq!(exchange(&path, b"Lmissing\tu\n").await, "N\n");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn threaded_connections_answer_like_event_loop_ones() {
+        let (_d, path) = start_threaded().await;
+        // Requests that arrive with the hello, one of them cut in two writes.
+        let mut s = UnixStream::connect(&path).await.unwrap();
+        s.write_all(b"H3\t2\t0\t\tauth\nLsleep/30\tu1\nB1\tbob\nS1\tk\tv\nC1\nLk\tu\nLmis")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.write_all(b"sing\tu\nI0\t0\tp/\tu\n").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert_eq!(out, "O30:u1:auth\nO1\nOv/bob\nN\nOp/a\t1\nOp/b\t\n\n");
+
+        // an overlong line closes the connection; the next connection is served
+        let mut long = b"H3\t2\t0\t\tauth\n".to_vec();
+        long.extend(vec![b'L'; MAX_LINE + 10]);
+        long.push(b'\n');
+        assert_eq!(exchange(&path, &long).await, "");
+        assert_eq!(
+            exchange(&path, b"H3\t2\t0\t\tauth\nLmissing\tu\n").await,
+            "N\n"
+        );
+        // other dicts stay on the event loop
+        assert_eq!(
+            exchange(&path, b"H3\t2\t0\t\tlastlogin\nLsleep/1\tu\n").await,
+            "O1:u:lastlogin\n"
+        );
     }
 
     #[tokio::test]
