@@ -32,6 +32,17 @@ pub fn write_new(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     file.sync_all()
 }
 
+/// Creates an empty file at `path` (which must not exist). Not fsynced: an empty file has no
+/// data to lose; fsync its directory to make the entry durable.
+pub fn create_empty(path: &Path, mode: u32) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map(drop)
+}
+
 /// Fsyncs a directory so that a rename or link in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

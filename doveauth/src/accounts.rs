@@ -70,7 +70,7 @@ pub struct Accounts {
     cache: RecordCache,
     /// Bounds concurrent hashing to the number of cores, so a burst of first logins cannot
     /// starve lookups of existing accounts.
-    hashing: Semaphore,
+    hashing: Arc<Semaphore>,
 }
 
 impl Accounts {
@@ -80,7 +80,7 @@ impl Accounts {
             mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
             cache: RecordCache::new(CACHE_CAPACITY),
             config,
-            hashing: Semaphore::new(cores),
+            hashing: Arc::new(Semaphore::new(cores)),
         }
     }
 
@@ -129,30 +129,40 @@ impl Accounts {
             return Ok(None);
         };
         let mailbox = self.mailboxes.mailbox(&addr);
-        if let Some(existing) = read_password(mailbox.clone()).await? {
-            return Ok(Some(self.remember(UserRecord::new(&mailbox, existing))));
-        }
-        let config = self.config.clone();
-        let (addr_c, password_c) = (addr.clone(), password.to_string());
-        let verdict = tokio::task::spawn_blocking(move || {
-            let nocreate = config.nocreate_file.exists();
-            check_new_account(&config, &addr_c, &password_c, nocreate)
-                .map_err(|r| r.to_string())
-                .and_then(
-                    |()| match Readings::read(&config.mailboxes_dir).refusal(&config) {
-                        Some(reason) => Err(format!("registration rejected: {reason}")),
-                        None => Ok(()),
-                    },
-                )
+        // one trip to the blocking pool: the password file, else the creation rules
+        let (config, mb) = (self.config.clone(), mailbox.clone());
+        let password_c = password.to_string();
+        let found = tokio::task::spawn_blocking(move || {
+            let existing = mb.read_password().map_err(|source| AccountError::Io {
+                op: "reading password",
+                addr: mb.address().to_string(),
+                source,
+            })?;
+            Ok::<_, AccountError>(match existing {
+                Some(hash) => Found::Account(hash),
+                None => match creation_refusal(&config, mb.address(), &password_c) {
+                    Some(reason) => Found::Refused(reason),
+                    None => Found::MayCreate,
+                },
+            })
         })
-        .await?;
-        if let Err(reason) = verdict {
-            tracing::warn!(addr = %addr, "not creating account: {reason}");
-            return Ok(None);
+        .await??;
+        match found {
+            Found::Account(existing) => {
+                return Ok(Some(self.remember(UserRecord::new(&mailbox, existing))));
+            }
+            Found::Refused(reason) => {
+                tracing::warn!(addr = %addr, "not creating account: {reason}");
+                return Ok(None);
+            }
+            Found::MayCreate => {}
         }
+        // Hashing holds one of `cores` permits; the disk work after it does not, so fsyncs
+        // overlap with other logins' hashing.
         let permit = self
             .hashing
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .expect("semaphore is never closed");
         let password = password.to_string();
@@ -161,7 +171,9 @@ impl Accounts {
             let hash = password::hash(&password).map_err(|source| AccountError::Hash {
                 addr: mb.address().to_string(),
                 source,
-            })?;
+            });
+            drop(permit);
+            let hash = hash?;
             match mb.create_password(&hash) {
                 Ok(Created::New) => Ok((true, hash)),
                 Ok(Created::Existing(existing)) => Ok((false, existing)),
@@ -173,7 +185,6 @@ impl Accounts {
             }
         })
         .await??;
-        drop(permit);
         let (new, hash) = created;
         if new {
             tracing::info!("Created address: {addr}");
@@ -217,6 +228,25 @@ impl Accounts {
         })
         .await?
     }
+}
+
+/// What a passdb lookup found on disk for an address not in the cache.
+enum Found {
+    Account(String),
+    Refused(String),
+    MayCreate,
+}
+
+/// Why no account may be created for `addr` with `password` now, if so (blocking: reads
+/// the file system and system load).
+fn creation_refusal(config: &Config, addr: &Address, password: &str) -> Option<String> {
+    let nocreate = config.nocreate_file.exists();
+    if let Err(reason) = check_new_account(config, addr, password, nocreate) {
+        return Some(reason.to_string());
+    }
+    Readings::read(&config.mailboxes_dir)
+        .refusal(config)
+        .map(|reason| format!("registration rejected: {reason}"))
 }
 
 async fn read_password(mailbox: Mailbox) -> Result<Option<String>, AccountError> {

@@ -114,10 +114,15 @@ impl Mailbox {
     /// overwritten. Safe against concurrent callers, also in other processes: the password
     /// file appears atomically via `link(2)`, which fails if it exists. The
     /// `enforceE2EEincoming` flag is created first, so no account is ever visible without it.
+    ///
+    /// Durability: the hash is fsynced before the link, the mailbox directory after it (which
+    /// also makes the empty flag file's entry durable), and the parent when the mailbox
+    /// directory is new.
     pub fn create_password(&self, hash: &str) -> io::Result<Created> {
+        let new_dir = !self.dir.is_dir();
         fsutil::create_private_dir(&self.dir)?;
         let flag = self.dir.join(ENFORCE_E2EE_INCOMING);
-        if let Err(e) = fsutil::write_new(&flag, b"", 0o600)
+        if let Err(e) = fsutil::create_empty(&flag, 0o600)
             && e.kind() != io::ErrorKind::AlreadyExists
         {
             return Err(e);
@@ -138,6 +143,9 @@ impl Mailbox {
         let _ = fs::remove_file(&tmp);
         if result.as_ref().is_ok_and(|c| *c == Created::New) {
             fsutil::sync_dir(&self.dir)?;
+            if new_dir && let Some(parent) = self.dir.parent() {
+                fsutil::sync_dir(parent)?;
+            }
         }
         result
     }
