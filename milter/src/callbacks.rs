@@ -16,6 +16,7 @@ use crate::session::{Session, Shared, Step};
 /// Per-connection data: the session plus what was negotiated.
 pub struct Connection {
     session: Session,
+    noreply_rcpt: bool,
     noreply_header: bool,
     noreply_body: bool,
 }
@@ -59,20 +60,29 @@ async fn negotiate(
     } else {
         Actions::empty()
     };
-    // Headers and body chunks need no answer: fewer round trips per message.
-    let noreply_header = mta_opts.contains(ProtoOpts::NOREPLY_HEADER);
-    let noreply_body = mta_opts.contains(ProtoOpts::NOREPLY_BODY);
-    if noreply_header {
-        cx.requested_opts |= ProtoOpts::NOREPLY_HEADER;
-    }
-    if noreply_body {
-        cx.requested_opts |= ProtoOpts::NOREPLY_BODY;
+    // Recipients, headers and body chunks need no answer: every verdict after MAIL FROM
+    // is given at end of message, so one message costs two round trips (MAIL, EOM).
+    let noreply = |opt: ProtoOpts| mta_opts.contains(opt);
+    let (noreply_rcpt, noreply_header, noreply_body) = (
+        noreply(ProtoOpts::NOREPLY_RCPT),
+        noreply(ProtoOpts::NOREPLY_HEADER),
+        noreply(ProtoOpts::NOREPLY_BODY),
+    );
+    for (wanted, opt) in [
+        (noreply_rcpt, ProtoOpts::NOREPLY_RCPT),
+        (noreply_header, ProtoOpts::NOREPLY_HEADER),
+        (noreply_body, ProtoOpts::NOREPLY_BODY),
+    ] {
+        if wanted {
+            cx.requested_opts |= opt;
+        }
     }
     cx.requested_macros
         .insert(MacroStage::Mail, c"{auth_authen}".to_owned());
     cx.requested_macros.insert(MacroStage::Eom, c"i".to_owned());
     cx.data = Some(Connection {
         session: Session::new(shared, direction),
+        noreply_rcpt,
         noreply_header,
         noreply_body,
     });
@@ -100,6 +110,10 @@ async fn mail(cx: &mut Context<Connection>, args: Vec<CString>) -> Status {
 
 async fn rcpt(cx: &mut Context<Connection>, args: Vec<CString>) -> Status {
     let conn = connection!(cx);
+    if conn.noreply_rcpt {
+        conn.session.rcpt_noreply(&first_arg(&args));
+        return Status::Noreply;
+    }
     let step = conn.session.rcpt(&first_arg(&args));
     apply(&mut cx.reply, step)
 }

@@ -89,6 +89,9 @@ pub struct Session {
     /// Outbound MAIL FROM without SASL login: Postfix itself refuses such recipients; one
     /// that reaches us means Postfix is misconfigured.
     unauthenticated: bool,
+    /// A recipient refusal that could not be answered at RCPT (Postfix was told RCPT needs
+    /// no reply): the end of message answers it instead.
+    deferred: Option<Reply>,
 }
 
 impl Session {
@@ -98,6 +101,7 @@ impl Session {
             direction,
             transaction: None,
             unauthenticated: false,
+            deferred: None,
         }
     }
 
@@ -112,8 +116,7 @@ impl Session {
     /// restrictions refuse its recipients with a permanent error (clients probing port 587
     /// are normal); only a recipient that Postfix accepted anyway is a configuration error.
     pub fn mail(&mut self, arg: &str, auth_authen: Option<&str>) -> Step {
-        self.transaction = None;
-        self.unauthenticated = false;
+        self.abort();
         let sender = Sender::parse(arg);
         let authenticated = auth_authen.is_some_and(|a| !a.is_empty());
         match (self.direction, authenticated) {
@@ -196,6 +199,15 @@ impl Session {
         Step::Continue
     }
 
+    /// `RCPT TO` without a reply: a refusal is kept for the end of message, which then
+    /// refuses the whole message (Postfix limits recipients itself, so this is for
+    /// misconfigurations only).
+    pub fn rcpt_noreply(&mut self, arg: &str) {
+        if let Step::Refuse(reply) = self.rcpt(arg) {
+            self.deferred.get_or_insert(reply);
+        }
+    }
+
     /// One header field.
     pub fn header(&mut self, name: &[u8], value: &[u8]) -> Step {
         match self.transaction.as_mut() {
@@ -220,6 +232,11 @@ impl Session {
 
     /// End of message: the verdict.
     pub async fn end_of_message(&mut self, queue_id: &str) -> Step {
+        if let Some(reply) = self.deferred.take() {
+            // logged when it happened
+            self.transaction = None;
+            return Step::Refuse(reply);
+        }
         let Some(t) = self.transaction.take() else {
             return self.out_of_order("end of message");
         };
@@ -382,6 +399,7 @@ impl Session {
     pub fn abort(&mut self) {
         self.transaction = None;
         self.unauthenticated = false;
+        self.deferred = None;
     }
 
     fn out_of_order(&self, stage: &str) -> Step {

@@ -140,15 +140,29 @@ async fn unauthenticated_recipient_on_outbound_listener_is_a_configuration_error
     let m = TestMilter::start(MilterSettings::default()).await;
     let msg = encrypted(ALICE, REMOTE, &quick_armored());
     // MAIL FROM passes (Postfix refuses unauthenticated recipients itself, with 5xx); a
-    // recipient that Postfix let through means its configuration is wrong.
+    // recipient that Postfix let through means its configuration is wrong. RCPT needs no
+    // reply (Postfix offers that), so the whole message is refused at its end.
     let out = send(&m.outbound, None, ALICE, &[REMOTE], msg.as_bytes()).await;
     assert!(
-        matches!(out, Outcome::Rcpt(Status::Tempfail { .. })),
+        matches!(out, Outcome::Eom(Status::Tempfail { .. })),
         "{out:?}"
     );
     assert_eq!(
         out.reply().as_deref(),
         Some("451 4.3.5 Mail filter configuration error, try again later")
     );
+    // the refusal kept for the end of message does not outlive its transaction
+    let mut conn = open(&m.outbound).await;
+    let out = transaction(&mut conn, None, ALICE, &[REMOTE], msg.as_bytes()).await;
+    assert!(
+        matches!(out, Outcome::Eom(Status::Tempfail { .. })),
+        "{out:?}"
+    );
+    assert!(
+        transaction(&mut conn, Some(ALICE), ALICE, &[REMOTE], msg.as_bytes())
+            .await
+            .accepted()
+    );
+    conn.close().await.unwrap();
     m.stop().await;
 }

@@ -612,7 +612,7 @@ pub async fn transaction_with_actions(
     }
     for r in rcpts {
         let s = conn.rcpt([format!("<{r}>")]).await.unwrap();
-        if s != Status::Continue {
+        if !matches!(s, Status::Continue | Status::Noreply) {
             return (Outcome::Rcpt(s), None);
         }
     }
