@@ -54,8 +54,8 @@ async fn negotiate(
     shared: Arc<Shared>,
     direction: Direction,
 ) -> Status {
-    // The only change we make: a DKIM-Signature header on signed outbound mail.
-    cx.requested_actions = if direction == Direction::Outbound && shared.dkim.is_some() {
+    // The only change we make: a DKIM-Signature header on signed outbound and internal mail.
+    cx.requested_actions = if direction != Direction::Inbound && shared.dkim.is_some() {
         Actions::ADD_HEADER
     } else {
         Actions::empty()

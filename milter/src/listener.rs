@@ -1,8 +1,9 @@
-//! The two listening sockets and the milter servers on them.
+//! The three listening sockets and the milter servers on them.
 //!
 //! The listener a connection arrives on decides its policy: `outbound` for Postfix's
-//! submission/smtps services, `inbound` for port 25. Sockets come from systemd
-//! (`FileDescriptorName=outbound` / `inbound`) or are bound here; unix sockets get mode 0666
+//! submission/smtps services, `inbound` for port 25, `internal` for the mail Postfix makes
+//! itself (`non_smtpd_milters`: bounces). Sockets come from systemd
+//! (`FileDescriptorName=outbound` / `inbound` / `internal`) or are bound here; unix sockets get mode 0666
 //! so that Postfix's smtpd and cleanup processes (user `postfix`) can connect.
 
 use std::future::Future;
@@ -56,9 +57,9 @@ pub fn bind(direction: Direction, addr: &ListenAddr) -> io::Result<Bound> {
     })
 }
 
-/// Both listeners: systemd-passed sockets named `outbound`/`inbound` where present, else
-/// bound at the given addresses.
-pub fn open(outbound: &ListenAddr, inbound: &ListenAddr) -> io::Result<(Bound, Bound)> {
+/// The listeners, in the order of `wanted`: systemd-passed sockets named after their
+/// direction where present, else bound at the given addresses.
+pub fn open(wanted: &[(Direction, &ListenAddr)]) -> io::Result<Vec<Bound>> {
     let mut passed = systemd_listeners()?;
     let mut take = |direction: Direction, addr: &ListenAddr| -> io::Result<Bound> {
         match passed.iter().position(|(n, _)| n == direction.name()) {
@@ -74,15 +75,17 @@ pub fn open(outbound: &ListenAddr, inbound: &ListenAddr) -> io::Result<(Bound, B
             None => bind(direction, addr),
         }
     };
-    let out = take(Direction::Outbound, outbound)?;
-    let inb = take(Direction::Inbound, inbound)?;
+    let bound = wanted
+        .iter()
+        .map(|(direction, addr)| take(*direction, addr))
+        .collect::<io::Result<Vec<_>>>()?;
     for (name, _) in passed {
         tracing::warn!(
             name,
-            "ignoring a systemd socket not named 'outbound' or 'inbound'"
+            "ignoring a systemd socket not named 'outbound', 'inbound' or 'internal'"
         );
     }
-    Ok((out, inb))
+    Ok(bound)
 }
 
 /// Serving limits.
@@ -103,7 +106,7 @@ impl Default for ServeConfig {
     }
 }
 
-/// Runs both milters until `shutdown` completes, then removes the socket files we made.
+/// Runs the milters until `shutdown` completes, then removes the socket files we made.
 pub async fn serve(
     shared: Arc<Shared>,
     listeners: Vec<Bound>,

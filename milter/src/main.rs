@@ -10,16 +10,18 @@ use chatmail_common::mailbox::Mailboxes;
 use chatmail_milter::dkim::Dkim;
 use chatmail_milter::listener::{self, ServeConfig};
 use chatmail_milter::message::BufferBudget;
+use chatmail_milter::policy::Direction;
 use chatmail_milter::ratelimit::SendLimiter;
 use chatmail_milter::session::Shared;
 use clap::Parser;
 
 /// Postfix milter of a chatmail relay: only OpenPGP-encrypted mail in and out.
 ///
-/// Two listeners: the outbound one for Postfix's submission/smtps services (authenticated
-/// users sending), the inbound one for port 25 (other servers delivering). ADDR is
-/// `unix:/path` or `inet:HOST:PORT`. Under systemd socket activation the sockets named
-/// `outbound` and `inbound` are used instead.
+/// Three listeners: the outbound one for Postfix's submission/smtps services (authenticated
+/// users sending), the inbound one for port 25 (other servers delivering), the internal one
+/// for mail Postfix makes itself (non_smtpd_milters: bounces, which get DKIM-signed). ADDR
+/// is `unix:/path` or `inet:HOST:PORT`. Under systemd socket activation the sockets named
+/// `outbound`, `inbound` and `internal` are used instead.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -32,6 +34,9 @@ struct Args {
     /// Listener for port 25 [default: chatmail.ini milter_inbound]
     #[arg(long, value_name = "ADDR")]
     inbound: Option<ListenAddr>,
+    /// Listener for Postfix's own mail [default: chatmail.ini milter_internal]
+    #[arg(long, value_name = "ADDR")]
+    internal: Option<ListenAddr>,
     /// Megabytes that all messages in progress together may occupy; beyond it messages get
     /// a temporary failure [default: 512, at least two messages of max_message_size]
     #[arg(long, value_name = "MB")]
@@ -57,10 +62,22 @@ fn main() {
     let inbound = args
         .inbound
         .unwrap_or_else(|| parse_addr("milter_inbound", &config.milter_inbound, &config));
-    if outbound == inbound {
-        exit_with(format!(
-            "outbound and inbound listeners are the same: {outbound}"
-        ));
+    let internal = args
+        .internal
+        .unwrap_or_else(|| parse_addr("milter_internal", &config.milter_internal, &config));
+    let listeners = [
+        (Direction::Outbound, outbound),
+        (Direction::Inbound, inbound),
+        (Direction::Internal, internal),
+    ];
+    for (i, (a, addr)) in listeners.iter().enumerate() {
+        if let Some((b, _)) = listeners[i + 1..].iter().find(|(_, other)| other == addr) {
+            exit_with(format!(
+                "the {} and {} listeners are the same: {addr}",
+                a.name(),
+                b.name()
+            ));
+        }
     }
     // One thread for the protocol: each milter command is a short step, and a single event
     // loop costs fewer context switches than a work-stealing pool (measured on the relay:
@@ -69,13 +86,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| exit_with(format!("cannot start the async runtime: {e}")));
-    runtime.block_on(run(config, outbound, inbound, args.max_buffered_mb));
+    runtime.block_on(run(config, listeners, args.max_buffered_mb));
 }
 
 async fn run(
     config: Config,
-    outbound: ListenAddr,
-    inbound: ListenAddr,
+    listeners: [(Direction, ListenAddr); 3],
     max_buffered_mb: Option<usize>,
 ) {
     // The key is checked before the sockets are opened: a bad key is a bad configuration.
@@ -92,10 +108,11 @@ async fn run(
             dns_resolver = %config
                 .dns_resolver
                 .map_or("system".to_string(), |a| a.to_string()),
-            "DKIM: signing outbound and verifying inbound mail"
+            "DKIM: signing outbound and internal mail, verifying inbound mail"
         ),
     }
-    let (out, inb) = listener::open(&outbound, &inbound).unwrap_or_else(|e| exit_with(e));
+    let wanted: Vec<(Direction, &ListenAddr)> = listeners.iter().map(|(d, a)| (*d, a)).collect();
+    let bound = listener::open(&wanted).unwrap_or_else(|e| exit_with(e));
     let limiter = SendLimiter::new(
         NonZeroU32::new(config.max_user_send_per_minute).unwrap_or(NonZeroU32::MIN),
         NonZeroU32::new(config.max_user_send_burst_size).unwrap_or(NonZeroU32::MIN),
@@ -137,7 +154,7 @@ async fn run(
     // Signal handlers exist before READY=1: a SIGTERM right after it must stop us cleanly.
     let shutdown = shutdown_signal().unwrap_or_else(|e| exit_with(e));
     daemon::notify_ready();
-    let result = listener::serve(shared, vec![out, inb], serve_config, shutdown).await;
+    let result = listener::serve(shared, bound, serve_config, shutdown).await;
     daemon::notify_stopping();
     if let Err(e) = result {
         exit_with(format!("milter stopped: {e}"));

@@ -131,6 +131,13 @@ impl Session {
                     &sender,
                 );
             }
+            (Direction::Internal, true) => {
+                return self.configuration_error(
+                    "the internal listener got an authenticated session: \
+                     point only non_smtpd_milters at it",
+                    &sender,
+                );
+            }
             _ => {}
         }
         if let Err(refused) = policy::check_sender(self.direction, &sender) {
@@ -311,7 +318,7 @@ impl Session {
         }
     }
 
-    /// DKIM for a message the policy accepted: sign outbound, verify inbound.
+    /// DKIM for a message the policy accepted: sign outbound and internal, verify inbound.
     async fn dkim(&self, queue_id: &str, sender: &str, raw: Finished) -> Step {
         if self.shared.dkim.is_none() {
             return Step::Accept;
@@ -319,7 +326,9 @@ impl Session {
         let size = raw.len();
         let shared = self.shared.clone();
         match self.direction {
-            Direction::Outbound => {
+            // Postfix's own mail (bounces) is signed like users' mail: other relays
+            // refuse mail without a valid signature.
+            Direction::Outbound | Direction::Internal => {
                 let sign = move || match &shared.dkim {
                     Some(dkim) => dkim.signer.sign_for_milter(&raw).map_err(|e| e.to_string()),
                     None => Err("DKIM is off".to_string()),

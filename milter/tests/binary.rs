@@ -69,6 +69,7 @@ fn help_names_the_options() {
         "--config",
         "--outbound",
         "--inbound",
+        "--internal",
         "unix:/path",
         "inet:HOST:PORT",
     ] {
@@ -104,6 +105,24 @@ fn bad_config_is_one_line_and_non_zero() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // two listeners on one address: one line naming both
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(write_config(dir.path(), ""))
+        .args([
+            "--inbound",
+            "unix:/tmp/x.sock",
+            "--internal",
+            "unix:/tmp/x.sock",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("inbound and internal"),
+        "{err}"
+    );
     // A DKIM key that is missing or not a key: one line, exit 1.
     for content in [None, Some("not a key\n")] {
         let cfg = write_config(dir.path(), "");
@@ -132,12 +151,14 @@ async fn serves_from_config_sockets_and_exits_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let out_sock = dir.path().join("spool/chatmail/outbound.sock");
     let in_sock = dir.path().join("spool/chatmail/inbound.sock");
+    let internal_sock = dir.path().join("spool/chatmail/internal.sock");
     let cfg = write_config(
         dir.path(),
         &format!(
-            "milter_outbound = unix:{}\nmilter_inbound = unix:{}\n",
+            "milter_outbound = unix:{}\nmilter_inbound = unix:{}\nmilter_internal = unix:{}\n",
             out_sock.display(),
-            in_sock.display()
+            in_sock.display(),
+            internal_sock.display()
         ),
     );
     let notify = dir.path().join("notify.sock");
@@ -155,7 +176,7 @@ async fn serves_from_config_sockets_and_exits_on_sigterm() {
     let mut buf = [0u8; 256];
     let n = notify_rx.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
-    for sock in [&out_sock, &in_sock] {
+    for sock in [&out_sock, &in_sock, &internal_sock] {
         let mode = std::fs::metadata(sock).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o666, "{sock:?}");
     }
@@ -224,6 +245,8 @@ async fn command_line_addresses_override_the_config() {
         .arg(format!("unix:{}", out_sock.display()))
         .arg("--inbound")
         .arg(format!("inet:127.0.0.1:{port}"))
+        .arg("--internal")
+        .arg(format!("unix:{}", dir.path().join("i.sock").display()))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -158,6 +158,73 @@ async fn outbound_mail_gets_a_signature_that_verifies() {
     m.stop().await;
 }
 
+/// Postfix's bounces reach the internal listener (non_smtpd_milters) with the null sender:
+/// they are signed, so that other relays, which require valid signatures, take them.
+/// Cleartext that is not a bounce (sendmail(1) on the relay) is refused there, unsigned.
+#[tokio::test]
+async fn bounces_on_the_internal_listener_are_signed() {
+    let (_ns, ns) = silent_nameserver();
+    let m = milter(ns).await;
+    let msg = bounce(
+        &format!("MAILER-DAEMON@{DOMAIN}"),
+        REMOTE,
+        Some("auto-replied"),
+        "multipart/report",
+    );
+    let (outcome, actions) = send_full(
+        m.socket(Direction::Internal),
+        None,
+        "",
+        &[REMOTE],
+        &msg,
+        true,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Eom(Status::Accept));
+    let [EomAction::InsertHeader { name, value, .. }] = actions.as_slice() else {
+        panic!("expected one inserted header, got {actions:?}");
+    };
+    assert_eq!(name.to_str().unwrap(), "DKIM-Signature");
+    let delivered = format!(
+        "DKIM-Signature: {}\r\n{msg}",
+        value.to_str().unwrap().replace('\n', "\r\n")
+    );
+    assert_eq!(
+        verifier(ns).verify(delivered.as_bytes()).await,
+        DkimVerdict::Pass {
+            domain: DOMAIN.into()
+        }
+    );
+
+    let clear = plain(ALICE, REMOTE, "from a cron job");
+    let (outcome, actions) = send_full(
+        m.socket(Direction::Internal),
+        None,
+        ALICE,
+        &[REMOTE],
+        &clear,
+        true,
+    )
+    .await;
+    assert_eq!(outcome.reply().as_deref(), Some(ENCRYPTION_NEEDED));
+    assert!(actions.is_empty());
+    // an authenticated session there means Postfix points smtpd_milters at it
+    let (outcome, _) = send_full(
+        m.socket(Direction::Internal),
+        Some(ALICE),
+        ALICE,
+        &[REMOTE],
+        &msg,
+        true,
+    )
+    .await;
+    assert_eq!(
+        outcome.reply().as_deref(),
+        Some("451 4.3.5 Mail filter configuration error, try again later")
+    );
+    m.stop().await;
+}
+
 #[tokio::test]
 async fn refused_outbound_mail_is_not_signed() {
     let (_ns, ns) = silent_nameserver();

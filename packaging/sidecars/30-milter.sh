@@ -1,6 +1,7 @@
 # shellcheck shell=bash disable=SC2034
 # chatmail-milter: only OpenPGP-encrypted mail in and out. Postfix's submission/smtps services
-# use the outbound listener, port 25 the inbound one (master.cf: -o smtpd_milters=...).
+# use the outbound listener, port 25 the inbound one (master.cf: -o smtpd_milters=...), mail
+# Postfix makes itself (bounces) the internal one (main.cf: non_smtpd_milters, DKIM relays).
 # Sourced by packaging/relay (see sidecars/README.md).
 name=milter
 # vmail: the milter reads each recipient's enforceE2EEincoming flag in mailboxes_dir.
@@ -11,8 +12,9 @@ command=(chatmail-milter --config "$CHATMAIL_INI")
 
 MILTER_OUTBOUND=$(ini_get milter_outbound unix:/var/spool/postfix/chatmail/outbound.sock)
 MILTER_INBOUND=$(ini_get milter_inbound unix:/var/spool/postfix/chatmail/inbound.sock)
+MILTER_INTERNAL=$(ini_get milter_internal unix:/var/spool/postfix/chatmail/internal.sock)
 sockets=()
-for _addr in "$MILTER_OUTBOUND" "$MILTER_INBOUND"; do
+for _addr in "$MILTER_OUTBOUND" "$MILTER_INBOUND" "$MILTER_INTERNAL"; do
     [[ $_addr == unix:* ]] && sockets+=("${_addr#unix:}")
 done
 unset _addr
@@ -67,4 +69,11 @@ postfix_milter_addr() {
 template_values() {
     TPL[MILTER_OUTBOUND]=$(postfix_milter_addr "$MILTER_OUTBOUND")
     TPL[MILTER_INBOUND]=$(postfix_milter_addr "$MILTER_INBOUND")
+    # Bounces get DKIM-signed on relays with a domain; an IP-only relay does no DKIM, and
+    # its bounces need no milter.
+    if is_ipv4 "$(ini_get mail_domain "")"; then
+        TPL[NON_SMTPD_MILTERS]=
+    else
+        TPL[NON_SMTPD_MILTERS]=$(postfix_milter_addr "$MILTER_INTERNAL")
+    fi
 }

@@ -196,16 +196,19 @@ def doveadm(*args: str) -> str:
     ).stdout
 
 
-def take_queued_message(sender: str, postcat_flags: str = "-hq", timeout: float = 20.0) -> bytes:
-    """Waits for a message of `sender` in Postfix's queue, returns `postcat <flags>` of it
-    and deletes it from the queue."""
+def take_queued_message(
+    sender: str, postcat_flags: str = "-hq", timeout: float = 20.0, recipient: str | None = None
+) -> bytes:
+    """Waits for a message of `sender` (`MAILER-DAEMON`: a bounce), and to `recipient` if given, in
+    Postfix's queue, returns `postcat <flags>` of it and deletes it from the queue."""
     import json
 
     def queued():
         out = subprocess.run(["postqueue", "-j"], capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
             entry = json.loads(line)
-            if entry.get("sender") == sender:
+            rcpts = [r.get("address") for r in entry.get("recipients", [])]
+            if entry.get("sender") == sender and (recipient is None or recipient in rcpts):
                 return entry["queue_id"]
         return None
 

@@ -6,6 +6,8 @@ never answers, and always switches back to the relay's previous configuration af
 
 - outbound: a submitted message is signed (log line `DKIM-Signature field added`), and the
   queued copy carries a signature over `Subject: [...]` that verifies with the relay's key;
+- bounces: Postfix's bounce of a message to an unknown local user, queued for the remote
+  sender, carries a signature that verifies with the relay's key (non_smtpd_milters);
 - inbound (port 25): mail From our own domain signed with our key is delivered; unsigned
   mail gets `550 5.7.1 No valid DKIM signature found`; mail signed for a domain whose key
   cannot be looked up (dead DNS) gets `451 4.7.5`.
@@ -116,6 +118,13 @@ def sign(msg: str, domain: str, selector: bytes, key: bytes) -> str:
     return sig.decode() + msg
 
 
+def public_record(key: bytes) -> bytes:
+    public = subprocess.run(
+        ["openssl", "pkey", "-pubout", "-outform", "DER"], input=key, capture_output=True, check=True
+    ).stdout
+    return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
 def deliver_port25(sender: str, rcpts: list[str], msg: str) -> dict:
     smtp = smtp_connect(SMTP_PORT)
     try:
@@ -149,11 +158,27 @@ def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account)
     assert "Subject: [...]" in head and "secret" not in head
     signed_headers = re.search(r"[;\s]h=([^;]*)", head).group(1).lower()
     assert "autocrypt" in signed_headers and "subject" in signed_headers, signed_headers
-    public = subprocess.run(
-        ["openssl", "pkey", "-pubout", "-outform", "DER"], input=key, capture_output=True, check=True
-    ).stdout
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: record), head
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: public_record(key)), head
+
+
+def test_bounces_are_signed(named_relay):
+    """Other relays refuse unsigned mail, bounces included: Postfix passes its bounces to the
+    milter's internal listener, which signs them."""
+    _, key = dkim_key(named_relay)
+    # a domain-literal sender needs no DKIM on port 25; nothing listens on 127.0.0.2, so the
+    # bounce to it stays in the queue
+    sender = f"{random_localpart(9)}@[127.0.0.2]"
+    unknown = f"{random_localpart(9)}@{DOMAIN}"
+    offset = log_offset()
+    assert deliver_port25(sender, [unknown], encrypted_message(sender, unknown)) == {}
+
+    content = take_queued_message("MAILER-DAEMON", "-bhq", timeout=60, recipient=sender)
+    raw = content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    head = raw.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    assert head.startswith("DKIM-Signature:"), head
+    assert f"d={DOMAIN}" in head and f"MAILER-DAEMON@{DOMAIN}" in head, head
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: public_record(key)), head
+    assert "Internal: Filtering mailer-daemon message" in milter_log_since(offset)
 
 
 def test_inbound_signed_by_our_key_is_delivered(named_relay, named_account):

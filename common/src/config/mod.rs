@@ -84,6 +84,9 @@ pub struct Config {
     pub milter_outbound: String,
     /// Milter listener for port 25 (`milter_inbound`).
     pub milter_inbound: String,
+    /// Milter listener for mail Postfix makes itself, bounces above all
+    /// (`milter_internal`; Postfix's `non_smtpd_milters`).
+    pub milter_internal: String,
     /// DKIM selector used for signing (`dkim_selector`).
     pub dkim_selector: String,
     /// DKIM private key in PEM (`dkim_key`).

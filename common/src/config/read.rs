@@ -253,6 +253,11 @@ impl Params<'_> {
                 "unix:/var/spool/postfix/chatmail/inbound.sock".to_string(),
                 check_listen_addr,
             )?,
+            milter_internal: self.get(
+                "milter_internal",
+                "unix:/var/spool/postfix/chatmail/internal.sock".to_string(),
+                check_listen_addr,
+            )?,
             dkim_selector: self.get("dkim_selector", "opendkim".to_string(), check_selector)?,
             dkim_key: self.path("dkim_key", "/etc/dkimkeys/opendkim.private")?,
             dns_resolver: self.get("dns_resolver", None, |v| {

@@ -29,6 +29,9 @@ pub enum Direction {
     Outbound,
     /// Port 25: other servers delivering to our users.
     Inbound,
+    /// Mail Postfix makes itself (`non_smtpd_milters`): bounces, and anything submitted
+    /// with sendmail(1) on this machine.
+    Internal,
 }
 
 impl Direction {
@@ -36,12 +39,13 @@ impl Direction {
         match self {
             Direction::Outbound => "outbound",
             Direction::Inbound => "inbound",
+            Direction::Internal => "internal",
         }
     }
 
     fn armor_headers(self) -> ArmorHeaders {
         match self {
-            Direction::Outbound => ArmorHeaders::Refuse,
+            Direction::Outbound | Direction::Internal => ArmorHeaders::Refuse,
             Direction::Inbound => ArmorHeaders::Allow,
         }
     }
@@ -64,11 +68,12 @@ impl Evaluation {
     }
 }
 
-/// The MAIL FROM rule: outbound needs a valid address; inbound takes anything, including
-/// the null sender `<>`.
+/// The MAIL FROM rule: outbound needs a valid address; inbound and internal take anything,
+/// including the null sender `<>`.
 pub fn check_sender(direction: Direction, sender: &Sender) -> Result<(), Refused> {
     match (direction, sender) {
-        (Direction::Inbound, _) | (Direction::Outbound, Sender::Address(_)) => Ok(()),
+        (Direction::Inbound | Direction::Internal, _)
+        | (Direction::Outbound, Sender::Address(_)) => Ok(()),
         (Direction::Outbound, other) => Err(Refused::InvalidSender(other.as_str().to_string())),
     }
 }
@@ -96,6 +101,31 @@ pub fn evaluate(
     match direction {
         Direction::Outbound => evaluate_outbound(envelope, msg.as_ref()),
         Direction::Inbound => evaluate_inbound(envelope, msg.as_ref(), enforces_e2ee),
+        Direction::Internal => evaluate_internal(msg.as_ref()),
+    }
+}
+
+/// Why a (possibly unparsable) message is not encrypted; `None` when it is.
+fn not_encrypted(msg: Option<&Message<'_>>, armor: ArmorHeaders) -> Option<NotEncrypted> {
+    match msg {
+        None => Some(NotEncrypted::NotMultipartEncrypted),
+        Some(msg) => check_encrypted(msg, armor).err(),
+    }
+}
+
+/// Postfix's own mail: its bounces pass (and get signed); anything else, e.g. from
+/// sendmail(1) on this machine, must be encrypted like a user's.
+fn evaluate_internal(msg: Option<&Message<'_>>) -> Evaluation {
+    let Some(why) = not_encrypted(msg, ArmorHeaders::Refuse) else {
+        return Evaluation::new(Verdict::Accept(Accepted::Encrypted));
+    };
+    let verdict = match msg.and_then(exceptions::mailer_daemon_bounce) {
+        Some(from) => Verdict::Accept(Accepted::MailerDaemonBounce(from)),
+        None => Verdict::Refuse(Refused::Unencrypted),
+    };
+    Evaluation {
+        verdict,
+        not_encrypted: Some(why),
     }
 }
 
@@ -139,12 +169,8 @@ fn evaluate_inbound(
     msg: Option<&Message<'_>>,
     enforces_e2ee: &dyn Fn(&Address) -> bool,
 ) -> Evaluation {
-    let why = match msg {
-        None => NotEncrypted::NotMultipartEncrypted,
-        Some(msg) => match check_encrypted(msg, ArmorHeaders::Allow) {
-            Ok(_) => return Evaluation::new(Verdict::Accept(Accepted::Encrypted)),
-            Err(why) => why,
-        },
+    let Some(why) = not_encrypted(msg, ArmorHeaders::Allow) else {
+        return Evaluation::new(Verdict::Accept(Accepted::Encrypted));
     };
     let verdict = if msg.is_some_and(exceptions::is_securejoin_request) {
         Verdict::Accept(Accepted::SecureJoin)

@@ -139,6 +139,7 @@ pub fn log_text(direction: Direction, verdict: &Verdict, sender: &str) -> String
     let dir = match direction {
         Direction::Outbound => "Outgoing",
         Direction::Inbound => "Incoming",
+        Direction::Internal => "Internal",
     };
     let sender = reply_safe(sender);
     match verdict {

@@ -392,6 +392,7 @@ pub fn mdn(from: &str, to: &str) -> String {
 pub struct TestMilter {
     pub outbound: PathBuf,
     pub inbound: PathBuf,
+    pub internal: PathBuf,
     pub mailboxes: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -426,6 +427,7 @@ impl TestMilter {
         let dir = tempfile::tempdir().unwrap();
         let outbound = dir.path().join("sock/outbound.sock");
         let inbound = dir.path().join("sock/inbound.sock");
+        let internal = dir.path().join("sock/internal.sock");
         let mailboxes = dir.path().join("mailboxes");
         std::fs::create_dir_all(&mailboxes).unwrap();
         let shared = Arc::new(Shared {
@@ -449,6 +451,11 @@ impl TestMilter {
                 &format!("unix:{}", inbound.display()).parse().unwrap(),
             )
             .unwrap(),
+            listener::bind(
+                Direction::Internal,
+                &format!("unix:{}", internal.display()).parse().unwrap(),
+            )
+            .unwrap(),
         ];
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(listener::serve(
@@ -465,6 +472,7 @@ impl TestMilter {
         TestMilter {
             outbound,
             inbound,
+            internal,
             mailboxes,
             stop: Some(stop),
             task: Some(task),
@@ -496,6 +504,7 @@ impl TestMilter {
         match direction {
             Direction::Outbound => &self.outbound,
             Direction::Inbound => &self.inbound,
+            Direction::Internal => &self.internal,
         }
     }
 }
