@@ -3,8 +3,8 @@
 //! The listener a connection arrives on decides its policy: `outbound` for Postfix's
 //! submission/smtps services, `inbound` for port 25, `internal` for the mail Postfix makes
 //! itself (`non_smtpd_milters`: bounces). Sockets come from systemd
-//! (`FileDescriptorName=outbound` / `inbound` / `internal`) or are bound here; unix sockets get mode 0666
-//! so that Postfix's smtpd and cleanup processes (user `postfix`) can connect.
+//! (`FileDescriptorName=outbound` / `inbound` / `internal`) or are bound here; unix sockets
+//! get mode 0666 so that Postfix's smtpd and cleanup processes (user `postfix`) can connect.
 
 use std::future::Future;
 use std::io;
