@@ -35,9 +35,7 @@ from relaytest import (  # noqa: E402
     CHATMAIL_INI,
     SUBMISSION_PORT,
     Account,
-    imap_connect,
-    random_localpart,
-    random_password,
+    create_account,
     read_config,
     smtp_connect,
 )
@@ -65,17 +63,6 @@ def message(sender: str, to: str, size: int) -> bytes:
         "\r\n--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
         "\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n" + armor(size) + "\r\n--b--\r\n"
     ).encode()
-
-
-def new_account(relay) -> Account:
-    acc = Account(
-        f"{random_localpart(relay.username_max_length)}@{relay.mail_domain}",
-        random_password(relay.password_min_length + 3),
-    )
-    imap = imap_connect()
-    imap.login(acc.addr, acc.password)
-    imap.logout()
-    return acc
 
 
 def run(cmd: list[str]) -> str:
@@ -176,8 +163,8 @@ def main() -> None:
         CHATMAIL_INI.write_text(text)
         run([str(REPO / "packaging/relay"), "restart", "milter"])
 
-        senders = [new_account(relay) for _ in range(args.clients)]
-        rcpt = new_account(relay)
+        senders = [create_account(relay) for _ in range(args.clients)]
+        rcpt = create_account(relay)
         # Warm up both paths.
         throughput(senders, rcpt, 3, 10_000)
 

@@ -30,7 +30,7 @@ from relaytest import (
     LOG_DIR,
     Account,
     RelayConfig,
-    imap_connect,
+    create_account,
     port_open,
     random_localpart,
     random_password,
@@ -64,13 +64,9 @@ def new_account(relay):
 
 
 @pytest.fixture
-def account(new_account) -> Account:
+def account(relay) -> Account:
     """An account that exists: it has logged in once over IMAP."""
-    acc = new_account()
-    imap = imap_connect()
-    imap.login(acc.addr, acc.password)
-    imap.logout()
-    return acc
+    return create_account(relay)
 
 
 # ---------------------------------------------------------------- Delta Chat

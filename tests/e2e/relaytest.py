@@ -118,6 +118,18 @@ def random_password(length: int) -> str:
 # ---------------------------------------------------------------- protocol clients
 
 
+def create_account(relay: RelayConfig) -> Account:
+    """An account with fresh random credentials that exists: it has logged in once over IMAP."""
+    acc = Account(
+        f"{random_localpart(relay.username_max_length)}@{relay.mail_domain}",
+        random_password(relay.password_min_length + 3),
+    )
+    imap = imap_connect()
+    imap.login(acc.addr, acc.password)
+    imap.logout()
+    return acc
+
+
 def tls_context(minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion | None = None):
     """A client context that accepts the relay's self-signed certificate."""
     ctx = ssl.create_default_context()

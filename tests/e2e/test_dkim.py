@@ -28,22 +28,18 @@ import dkim
 import pytest
 from relaytest import (
     CHATMAIL_INI,
-    SMTP_PORT,
-    Account,
-    imap_connect,
+    create_account,
     random_localpart,
-    random_password,
     read_config,
-    smtp_connect,
     wait_for,
     take_queued_message,
 )
 from test_milter import (
+    deliver_port25,
     encrypted_message,
     inbox,
     log_offset,
     milter_log_since,
-    quit_quietly,
     submit,
 )
 
@@ -86,17 +82,7 @@ def named_relay(relay):
 
 @pytest.fixture
 def named_account(named_relay):
-    def make() -> Account:
-        acc = Account(
-            f"{random_localpart(named_relay.username_max_length)}@{named_relay.mail_domain}",
-            random_password(named_relay.password_min_length + 3),
-        )
-        imap = imap_connect()
-        imap.login(acc.addr, acc.password)
-        imap.logout()
-        return acc
-
-    return make
+    return lambda: create_account(named_relay)
 
 
 def dkim_key(config) -> tuple[bytes, bytes]:
@@ -123,14 +109,6 @@ def public_record(key: bytes) -> bytes:
         ["openssl", "pkey", "-pubout", "-outform", "DER"], input=key, capture_output=True, check=True
     ).stdout
     return b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
-
-
-def deliver_port25(sender: str, rcpts: list[str], msg: str) -> dict:
-    smtp = smtp_connect(SMTP_PORT)
-    try:
-        return smtp.sendmail(sender, rcpts, msg.encode())
-    finally:
-        quit_quietly(smtp)
 
 
 def test_dkim_key_and_record_exist(named_relay):
