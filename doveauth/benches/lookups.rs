@@ -1,14 +1,16 @@
 //! Lookup and account-creation throughput of `chatmail-doveauth` over its real socket, next to
 //! a trivial dict server answering a constant (the IPC floor), measured in the same run.
 //!
-//! `cargo bench -p chatmail-doveauth`. Environment: `BENCH_SECONDS` (time per server and
-//! round, default 5), `BENCH_ROUNDS` (default 3), `BENCH_CONNS` (default `1,8,64`).
+//! `cargo bench -p chatmail-doveauth`. Environment: `BENCH_SECONDS` (measured time per server
+//! and connection count, default 10), `BENCH_SLICE_MS` (the servers take turns in slices this
+//! long, default 250), `BENCH_CONNS` (default `1,8,64`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "bench.example.org";
@@ -29,7 +31,7 @@ fn main() {
     let seconds: f64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(5.0);
+        .unwrap_or(10.0);
     let duration = Duration::from_secs_f64(seconds);
     let dir = tempfile::tempdir().unwrap();
     let mailboxes = dir.path().join("vmail");
@@ -42,27 +44,7 @@ fn main() {
         std::fs::create_dir_all(&mb).unwrap();
         std::fs::write(mb.join("password"), &hash).unwrap();
     }
-    let config = dir.path().join("chatmail.ini");
-    std::fs::write(
-        &config,
-        format!(
-            "[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {}\nusername_min_length = 1\n\
-             username_max_length = 20\nmax_load_1m = 99999\nmin_available_memory = 0\nmin_free_disk_space = 0\n",
-            mailboxes.display()
-        ),
-    )
-    .unwrap();
-
-    let auth_socket = dir.path().join("doveauth.sock");
-    let auth = Server::start(
-        Command::new(env!("CARGO_BIN_EXE_chatmail-doveauth"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&auth_socket)
-            .env("RUST_LOG", "warn"),
-        &auth_socket,
-    );
+    let auth = start_doveauth(dir.path());
     let floor_socket = dir.path().join("floor.sock");
     let floor = Server::start(
         Command::new(std::env::current_exe().unwrap()).env(FLOOR_ENV, &floor_socket),
@@ -76,80 +58,144 @@ fn main() {
     );
 
     // warm up: every account once
-    load(&auth, 8, Duration::from_millis(500), &users);
-    let rounds: usize = std::env::var("BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    println!(
-        "Lookups of existing accounts ({ACCOUNTS} accounts, {rounds} interleaved rounds of {seconds} s \
-         per server); medians over the rounds, ratios against the floor of the same round"
-    );
-    println!(
-        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>6} {:>6}",
-        "conns", "server", "req/s", "p50µs", "p99µs", "cpuµs", "usrµs", "rate", "p99", "cpu"
-    );
-    let conn_counts: Vec<usize> = std::env::var("BENCH_CONNS")
-        .ok()
-        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![1, 8, 64]);
     let servers = [
         ("floor (threads, const)", &floor),
         ("tokio dict, const", &async_floor),
         ("chatmail-doveauth", &auth),
     ];
+    let slice = Duration::from_millis(
+        std::env::var("BENCH_SLICE_MS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(250),
+    );
+    warm_up(&auth, &users);
+    println!(
+        "Lookups of existing accounts ({ACCOUNTS} accounts): each server measured for {seconds} s \
+         in slices of {} ms taking turns, connections held open; ratios against the floor",
+        slice.as_millis()
+    );
+    println!(
+        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>11} {:>6}",
+        "conns",
+        "server",
+        "req/s",
+        "p50µs",
+        "p99µs",
+        "cpuµs",
+        "usrµs",
+        "rate",
+        "p99 (range)",
+        "cpu"
+    );
+    let conn_counts: Vec<usize> = std::env::var("BENCH_CONNS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 8, 64]);
+    let list: Vec<&Server> = servers.iter().map(|(_, s)| *s).collect();
     for conns in conn_counts {
-        // Rounds alternate the servers, so a noisy moment of the machine hits one round of
-        // each rather than all of one server's measurement.
-        let per_round: Vec<Vec<Stats>> = (0..rounds)
-            .map(|_| {
-                servers
-                    .iter()
-                    .map(|(_, server)| load(server, conns, duration, &users))
-                    .collect()
-            })
-            .collect();
-        for (i, (name, _)) in servers.iter().enumerate() {
-            let of = |f: &dyn Fn(&Stats, &Stats) -> f64| {
-                median(per_round.iter().map(|r| f(&r[i], &r[0])).collect())
-            };
+        let stats = measure(&list, conns, duration, slice, &users);
+        let floor = &stats[0];
+        for ((name, _), s) in servers.iter().zip(&stats) {
+            // p99 ratio per block of slices: how much it moves within the run
+            let blocks: Vec<f64> = s
+                .block_p99
+                .iter()
+                .zip(&floor.block_p99)
+                .map(|(a, b)| a / b)
+                .collect();
+            let lo = blocks.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = blocks.iter().copied().fold(0.0, f64::max);
             println!(
-                "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} {:>7.1} | {:>6.2} {:>6.2} {:>6.2}",
-                of(&|s, _| s.rate),
-                of(&|s, _| s.p50),
-                of(&|s, _| s.p99),
-                of(&|s, _| s.cpu_us),
-                of(&|s, _| s.user_us),
-                of(&|s, f| s.rate / f.rate),
-                of(&|s, f| s.p99 / f.p99),
-                of(&|s, f| s.cpu_us / f.cpu_us),
+                "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} {:>7.1} | {:>6.2} {:>4.2} {:>6} {:>6.2}",
+                s.rate,
+                s.p50,
+                s.p99,
+                s.cpu_us,
+                s.user_us,
+                s.rate / floor.rate,
+                s.p99 / floor.p99,
+                format!("{lo:.1}–{hi:.1}"),
+                s.cpu_us / floor.cpu_us,
             );
         }
     }
     println!("(cpuµs: server CPU time per request, user + system; usrµs: of which user)");
 
-    // First logins: creation rate versus the SHA512-CRYPT rate on all cores.
+    drop((auth, floor, async_floor));
+
+    // First logins: creation rate versus the SHA512-CRYPT rate on all cores, with the
+    // mailboxes on the temporary directory's file system and on tmpfs (no disk).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let n_hashes = 400;
+    let hash_rate = hash_rate(cores);
+    let tmpfs = Path::new("/dev/shm");
+    let mut places = vec![(std::env::temp_dir(), "temporary directory")];
+    if tmpfs.is_dir() {
+        places.push((tmpfs.to_path_buf(), "tmpfs"));
+    }
+    for (place, what) in places {
+        let dir = tempfile::tempdir_in(&place).unwrap();
+        let auth = start_doveauth(dir.path());
+        let rate = creation_rate(&auth);
+        println!(
+            "first-login creations on {} ({what}): {rate:.0}/s with {CREATE_CONNS} connections; \
+             SHA512-CRYPT alone on {cores} cores: {hash_rate:.0}/s; ratio {:.2}",
+            place.display(),
+            rate / hash_rate
+        );
+    }
+}
+
+/// Starts chatmail-doveauth with its mailboxes in `dir`.
+fn start_doveauth(dir: &Path) -> Server {
+    let config = dir.join("chatmail.ini");
+    std::fs::write(
+        &config,
+        format!(
+            "[params]\nmail_domain = {DOMAIN}\nmailboxes_dir = {}\nusername_min_length = 1\n\
+             username_max_length = 20\nmax_load_1m = 99999\nmin_available_memory = 0\nmin_free_disk_space = 0\n",
+            dir.join("vmail").display()
+        ),
+    )
+    .unwrap();
+    let socket = dir.join("doveauth.sock");
+    Server::start(
+        Command::new(env!("CARGO_BIN_EXE_chatmail-doveauth"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--socket")
+            .arg(&socket)
+            .env("RUST_LOG", "warn"),
+        &socket,
+    )
+}
+
+/// SHA512-CRYPT hashes per second with one thread per core.
+fn hash_rate(cores: usize) -> f64 {
+    let n = 1000;
     let start = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..cores {
             s.spawn(|| {
-                for _ in 0..n_hashes / cores {
+                for _ in 0..n / cores {
                     chatmail_doveauth::password::hash("benchmark-password").unwrap();
                 }
             });
         }
     });
-    let hash_rate = n_hashes as f64 / start.elapsed().as_secs_f64();
-    let n_new = 1000;
-    // As many connections as Dovecot's default auth_worker_max_count (30), so that one
-    // login's disk waits (three fsyncs) overlap with others' hashing.
-    let create_conns = 30;
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// As many connections as Dovecot's default `auth_worker_max_count`.
+const CREATE_CONNS: usize = 30;
+
+/// First logins (account creations) per second.
+fn creation_rate(auth: &Server) -> f64 {
+    let n_new = 3000;
     let next = AtomicUsize::new(0);
     let start = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..create_conns {
+        for _ in 0..CREATE_CONNS {
             s.spawn(|| {
                 let mut c = Client::connect(&auth.socket);
                 loop {
@@ -163,12 +209,7 @@ fn main() {
             });
         }
     });
-    let create_rate = n_new as f64 / start.elapsed().as_secs_f64();
-    println!(
-        "first-login creations: {create_rate:.0}/s with {create_conns} connections; SHA512-CRYPT alone on {cores} cores: {hash_rate:.0}/s; ratio {:.2}",
-        create_rate / hash_rate
-    );
-    drop((auth, floor));
+    n_new as f64 / start.elapsed().as_secs_f64()
 }
 
 struct Server {
@@ -225,15 +266,12 @@ impl Client {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 struct Stats {
     rate: f64,
     p50: f64,
     p99: f64,
+    /// p99 of each block of [`BLOCKS`] consecutive slices.
+    block_p99: Vec<f64>,
     /// Server CPU time (user + system) per request, in µs.
     cpu_us: f64,
     /// Of which user time.
@@ -256,64 +294,190 @@ fn cpu_time_us(pid: u32) -> (f64, f64) {
     (ticks(11) / hz * 1e6, ticks(12) / hz * 1e6)
 }
 
-/// Time the connections of a load run before measuring starts (Dovecot keeps its auth
-/// connections open, so the steady state is what counts, not connection setup).
+/// Loads the servers every account once over a few connections, so that the measurement
+/// sees the steady state (Dovecot's auth cache is warm in the same way).
+fn warm_up(server: &Server, users: &[String]) {
+    std::thread::scope(|s| {
+        for chunk in users.chunks(users.len().div_ceil(8)) {
+            s.spawn(move || {
+                let mut c = Client::connect(&server.socket);
+                for user in chunk {
+                    let reply = c.passdb(user, "benchmark-password");
+                    assert!(reply.starts_with('O'), "{reply}");
+                }
+            });
+        }
+    });
+}
+
+/// Slices are grouped in this many blocks for the spread of the p99 ratio.
+const BLOCKS: usize = 5;
+/// Time after a switch during which nothing is recorded: the previous server's last
+/// requests finish, the next server's threads wake up.
+const SETTLE: Duration = Duration::from_millis(20);
+/// Time on the open connections before measuring (Dovecot keeps its auth connections, so
+/// the steady state is what counts, not connection setup).
 const CONNECTION_WARMUP: Duration = Duration::from_secs(1);
 
-/// `conns` connections, each with one request outstanding at a time (as Dovecot's auth
-/// workers do), measured for `duration` after [`CONNECTION_WARMUP`].
-fn load(server: &Server, conns: usize, duration: Duration, users: &[String]) -> Stats {
-    let socket = server.socket.as_path();
-    let measure_from = Instant::now() + CONNECTION_WARMUP;
-    let measure_until = measure_from + duration;
-    let mut cpu = (0.0, 0.0);
-    let mut latencies: Vec<u32> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..conns)
-            .map(|t| {
-                s.spawn(move || {
-                    let mut c = Client::connect(socket);
-                    let mut lat = Vec::with_capacity(100_000);
-                    let mut i = t * 7919;
-                    loop {
-                        let user = &users[i % users.len()];
-                        i += 1;
-                        let t0 = Instant::now();
-                        if t0 >= measure_until {
-                            break;
-                        }
-                        let reply = c.passdb(user, "benchmark-password");
-                        assert!(reply.starts_with('O'), "{reply}");
-                        if t0 >= measure_from {
-                            lat.push(t0.elapsed().as_micros() as u32);
-                        }
-                    }
-                    lat
-                })
+/// Which server's clients run, and whether their requests are recorded: `server << 1 | rec`.
+struct Turn(AtomicUsize, Mutex<()>, Condvar);
+
+impl Turn {
+    const IDLE: usize = usize::MAX >> 1;
+
+    fn set(&self, server: usize, record: bool) {
+        let _g = self.1.lock().unwrap();
+        self.0
+            .store(server << 1 | record as usize, Ordering::SeqCst);
+        self.2.notify_all();
+    }
+
+    fn get(&self) -> (usize, bool) {
+        let v = self.0.load(Ordering::SeqCst);
+        (v >> 1, v & 1 == 1)
+    }
+
+    /// Waits until it is `server`'s turn or the end; false at the end.
+    fn wait_for(&self, server: usize, end: &AtomicBool) -> bool {
+        let mut g = self.1.lock().unwrap();
+        loop {
+            if end.load(Ordering::SeqCst) {
+                return false;
+            }
+            if self.get().0 == server {
+                return true;
+            }
+            g = self.2.wait(g).unwrap();
+        }
+    }
+}
+
+/// `conns` connections to each server, each with one request outstanding at a time (as
+/// Dovecot's auth workers do). The servers take turns in slices of `slice` until each was
+/// measured for `duration`, so that the machine's slow drifts (this is a shared VM) hit
+/// every server alike instead of one server's whole measurement.
+fn measure(
+    servers: &[&Server],
+    conns: usize,
+    duration: Duration,
+    slice: Duration,
+    users: &[String],
+) -> Vec<Stats> {
+    let turn = Turn(
+        AtomicUsize::new(Turn::IDLE << 1),
+        Mutex::new(()),
+        Condvar::new(),
+    );
+    let end = AtomicBool::new(false);
+    let slices = (duration.as_secs_f64() / slice.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
+    // per server: latencies per slice, and (user, system) CPU µs
+    let mut cpu = vec![(0.0, 0.0); servers.len()];
+    let mut measured = vec![Duration::ZERO; servers.len()];
+    let per_client: Vec<Vec<Vec<(usize, u32)>>> = std::thread::scope(|s| {
+        let handles: Vec<Vec<_>> = servers
+            .iter()
+            .enumerate()
+            .map(|(si, server)| {
+                let (turn, end) = (&turn, &end);
+                (0..conns)
+                    .map(|t| s.spawn(move || client_loop(server, si, t, turn, end, users)))
+                    .collect()
             })
             .collect();
-        std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
-        let before = cpu_time_us(server.child.id());
-        std::thread::sleep(measure_until.saturating_duration_since(Instant::now()));
-        let after = cpu_time_us(server.child.id());
-        cpu = (after.0 - before.0, after.1 - before.1);
+        for (si, _) in servers.iter().enumerate() {
+            turn.set(si, false);
+            std::thread::sleep(CONNECTION_WARMUP);
+        }
+        for n in 0..slices {
+            for (si, server) in servers.iter().enumerate() {
+                turn.set(si, false);
+                std::thread::sleep(SETTLE);
+                let before = cpu_time_us(server.child.id());
+                let t0 = Instant::now();
+                SLICE_NO.store(n, Ordering::SeqCst);
+                turn.set(si, true);
+                std::thread::sleep(slice);
+                turn.set(si, false);
+                measured[si] += t0.elapsed();
+                let after = cpu_time_us(server.child.id());
+                cpu[si].0 += after.0 - before.0;
+                cpu[si].1 += after.1 - before.1;
+            }
+        }
+        end.store(true, Ordering::SeqCst);
+        turn.set(Turn::IDLE, false);
         handles
             .into_iter()
-            .flat_map(|h| h.join().unwrap())
+            .map(|hs| hs.into_iter().map(|h| h.join().unwrap()).collect())
             .collect()
     });
-    let n = latencies.len().max(1) as f64;
-    let user_us = cpu.0 / n;
-    let cpu_us = (cpu.0 + cpu.1) / n;
-    latencies.sort_unstable();
-    let pct =
-        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)] as f64;
-    Stats {
-        rate: latencies.len() as f64 / duration.as_secs_f64(),
-        p50: pct(0.50),
-        p99: pct(0.99),
-        cpu_us,
-        user_us,
+    per_client
+        .into_iter()
+        .enumerate()
+        .map(|(si, clients)| {
+            let mut all: Vec<u32> = Vec::new();
+            let mut blocks: Vec<Vec<u32>> = vec![Vec::new(); BLOCKS];
+            for (n, lat) in clients.into_iter().flatten() {
+                all.push(lat);
+                blocks[n * BLOCKS / slices].push(lat);
+            }
+            let n = all.len().max(1) as f64;
+            Stats {
+                rate: all.len() as f64 / measured[si].as_secs_f64(),
+                p50: percentile(&mut all, 0.50),
+                p99: percentile(&mut all, 0.99),
+                block_p99: blocks.iter_mut().map(|b| percentile(b, 0.99)).collect(),
+                cpu_us: (cpu[si].0 + cpu[si].1) / n,
+                user_us: cpu[si].0 / n,
+            }
+        })
+        .collect()
+}
+
+/// The slice being recorded, for the block statistics.
+static SLICE_NO: AtomicUsize = AtomicUsize::new(0);
+
+/// One client connection: runs while it is its server's turn, records the latency (µs) of
+/// the requests that started in a recording window, with the slice number.
+fn client_loop(
+    server: &Server,
+    si: usize,
+    t: usize,
+    turn: &Turn,
+    end: &AtomicBool,
+    users: &[String],
+) -> Vec<(usize, u32)> {
+    let mut c = Client::connect(&server.socket);
+    let mut lat = Vec::with_capacity(100_000);
+    let mut i = t * 7919;
+    while turn.wait_for(si, end) {
+        loop {
+            let (now, record) = turn.get();
+            if now != si {
+                break;
+            }
+            let n = SLICE_NO.load(Ordering::SeqCst);
+            let user = &users[i % users.len()];
+            i += 1;
+            let t0 = Instant::now();
+            let reply = c.passdb(user, "benchmark-password");
+            assert!(reply.starts_with('O'), "{reply}");
+            if record {
+                lat.push((n, t0.elapsed().as_micros() as u32));
+            }
+        }
     }
+    lat
+}
+
+fn percentile(v: &mut [u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64
 }
 
 /// The shared crate's dict server (tokio) with a handler answering one constant record:

@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 
-use chatmail_common::config::Config;
-use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
-use tokio::sync::Semaphore;
-
 use crate::cache::RecordCache;
-use crate::password;
+use crate::hasher::{Hasher, PoolError};
 use crate::rules::{self, check_new_account};
 use crate::syslimits::Readings;
+use chatmail_common::config::Config;
+use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
 
 /// Accounts kept in the lookup cache at most (about 300 bytes each).
 const CACHE_CAPACITY: usize = 20_000;
@@ -55,10 +53,7 @@ pub enum AccountError {
         source: std::io::Error,
     },
     #[error("hashing the password for {addr}: {source}")]
-    Hash {
-        addr: String,
-        source: password::HashError,
-    },
+    Hash { addr: String, source: PoolError },
     #[error("worker task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -68,20 +63,21 @@ pub struct Accounts {
     mailboxes: Mailboxes,
     /// Recently seen accounts, as their JSON record.
     cache: RecordCache,
-    /// Bounds concurrent hashing to the number of cores, so a burst of first logins cannot
-    /// starve lookups of existing accounts.
-    hashing: Arc<Semaphore>,
+    /// One hashing thread per core: a burst of first logins cannot starve lookups of
+    /// existing accounts.
+    hasher: Hasher,
 }
 
 impl Accounts {
-    pub fn new(config: Arc<Config>) -> Accounts {
+    /// Fails only if the hashing threads cannot be started.
+    pub fn new(config: Arc<Config>) -> std::io::Result<Accounts> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Accounts {
+        Ok(Accounts {
             mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
             cache: RecordCache::new(CACHE_CAPACITY),
             config,
-            hashing: Arc::new(Semaphore::new(cores)),
-        }
+            hasher: Hasher::new(cores)?,
+        })
     }
 
     /// Parses a user name into an address of our domain; logs why not otherwise.
@@ -157,32 +153,23 @@ impl Accounts {
             }
             Found::MayCreate => {}
         }
-        // Hashing holds one of `cores` permits; the disk work after it does not, so fsyncs
-        // overlap with other logins' hashing.
-        let permit = self
-            .hashing
-            .clone()
-            .acquire_owned()
+        let hash = self
+            .hasher
+            .hash(password)
             .await
-            .expect("semaphore is never closed");
-        let password = password.to_string();
+            .map_err(|source| AccountError::Hash {
+                addr: addr.to_string(),
+                source,
+            })?;
         let mb = mailbox.clone();
-        let created = tokio::task::spawn_blocking(move || {
-            let hash = password::hash(&password).map_err(|source| AccountError::Hash {
+        let created = tokio::task::spawn_blocking(move || match mb.create_password(&hash) {
+            Ok(Created::New) => Ok((true, hash)),
+            Ok(Created::Existing(existing)) => Ok((false, existing)),
+            Err(source) => Err(AccountError::Io {
+                op: "creating account",
                 addr: mb.address().to_string(),
                 source,
-            });
-            drop(permit);
-            let hash = hash?;
-            match mb.create_password(&hash) {
-                Ok(Created::New) => Ok((true, hash)),
-                Ok(Created::Existing(existing)) => Ok((false, existing)),
-                Err(source) => Err(AccountError::Io {
-                    op: "creating account",
-                    addr: mb.address().to_string(),
-                    source,
-                }),
-            }
+            }),
         })
         .await??;
         let (new, hash) = created;

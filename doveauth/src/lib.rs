@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod cache;
 pub mod handler;
+pub mod hasher;
 pub mod keys;
 pub mod password;
 pub mod rules;

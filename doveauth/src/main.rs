@@ -46,9 +46,9 @@ async fn run(args: Args, config: Config) -> std::io::Result<()> {
     let (listener, _socket_file) = daemon::listen_with_cleanup("doveauth", &addr, 0o660)
         .and_then(|(l, guard)| Ok((l.into_unix()?, guard)))
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    let handler = handler::AuthDict {
-        accounts: accounts::Accounts::new(Arc::new(config)),
-    };
+    let accounts = accounts::Accounts::new(Arc::new(config))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start hashing threads: {e}")))?;
+    let handler = handler::AuthDict { accounts };
     tracing::info!(socket = %args.socket.display(), "serving Dovecot auth and last-login dicts");
     let shutdown = daemon::shutdown_signal();
     daemon::notify_ready();
