@@ -5,11 +5,15 @@ Run as root against the local relay (`packaging/relay up`), with the e2e venv:
 
     flock /work/relay.lock .venv/bin/python milter/bench/postfix_throughput.py
 
-1. Messages per second through Postfix submission (587, STARTTLS + AUTH) with 8 parallel
-   clients, each on its own connection, 10 kB encrypted messages to a local account: with the
-   milter, and with the same Postfix without it (the submission service's smtpd_milters
-   emptied and `postfix reload`), in the same run, alternating; the ratio of the best rounds
-   and the median of the rounds' ratios.
+1. Messages per second through Postfix submission (STARTTLS + AUTH) with 8 parallel clients
+   (processes), 10 kB encrypted messages to local accounts, through three services that take
+   turns in slices of 1 s: the submission service with chatmail-milter (587), and two twins
+   of it added to master.cf for the run, one without a milter (10587) and one with a no-op
+   milter that negotiates the same events and accepts everything unseen (10588,
+   milter/examples/noop_milter.rs: the cost of the milter protocol itself). Every client
+   keeps a connection to each, so the machine's drifts and the deliveries into the growing
+   mailboxes hit all three alike. Printed: each rate, its ratio to the milter-free one over
+   the whole run, and the median and range of the per-turn ratios.
 2. The milter's CPU time (utime + stime from /proc) per message for 10 kB, 1 MB and 30 MB
    encrypted messages, sent one after another.
 
@@ -20,12 +24,13 @@ milter restarted), and the recipient's mailbox is emptied between phases.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import base64
 import os
+import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -43,6 +48,15 @@ from relaytest import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 MILTER_PID = Path("/run/chatmail-relay/milter.pid")
 SERVICE = "submission/inet/smtpd_milters"
+# Twins of the submission service, for the run only: one without a milter, one with the
+# no-op milter (milter/examples/noop_milter.rs).
+TWIN_PORT = 10587
+NOOP_PORT = 10588
+NOOP_SOCKET = "chatmail/noop.sock"
+# After a switch: messages in flight on the other port finish, uncounted.
+SETTLE = 0.15
+PORTS = [SUBMISSION_PORT, NOOP_PORT, TWIN_PORT]
+NAMES = ["chatmail-milter (587)", f"no-op milter ({NOOP_PORT})", f"no milter ({TWIN_PORT})"]
 
 
 def armor(size: int) -> str:
@@ -83,36 +97,113 @@ def empty_mailbox(acc: Account) -> None:
     run(["doveadm", "expunge", "-u", acc.addr, "mailbox", "INBOX", "all"])
 
 
-def throughput(senders: list[Account], rcpt: Account, per_client: int, size: int) -> float:
-    msgs = [message(s.addr, rcpt.addr, size) for s in senders]
-    errors: list[str] = []
-    ready = threading.Barrier(len(senders) + 1)
-
-    def client(i: int) -> None:
-        smtp = smtp_connect(SUBMISSION_PORT)
-        smtp.login(senders[i].addr, senders[i].password)
-        ready.wait()
+def add_twin(port: int, milters: str, name: str) -> None:
+    """The submission service once more on `port`, with `milters` as its smtpd_milters."""
+    line = run(["postconf", "-M", "submission/inet"]).strip()
+    entry = f"{port} {line.split(None, 1)[1]}"
+    entry = re.sub(r"-o smtpd_milters=\S*", f"-o smtpd_milters={milters}", entry)
+    entry = entry.replace("syslog_name=postfix/submission", f"syslog_name=postfix/submission-{name}")
+    if f"smtpd_milters={milters} " not in entry + " ":
+        raise SystemExit(f"cannot make a twin of: {line}")
+    run(["postconf", "-Me", f"{port}/inet={entry}"])
+    run(["postfix", "reload"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
         try:
-            for _ in range(per_client):
-                refused = smtp.sendmail(senders[i].addr, [rcpt.addr], msgs[i])
-                if refused:
-                    errors.append(str(refused))
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(repr(e))
-        finally:
+            smtp_connect(port).quit()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the twin submission service on {port} did not come up")
+
+
+def remove_twins() -> None:
+    for port in (NOOP_PORT, TWIN_PORT):
+        if run(["postconf", "-M", f"{port}/inet"]).strip():
+            run(["postconf", "-MX", f"{port}/inet"])
+    run(["postfix", "reload"])
+
+
+def start_noop_milter() -> subprocess.Popen:
+    """The no-op milter (milter/examples/noop_milter.rs), built and listening."""
+    subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "chatmail-milter",
+                    "--example", "noop_milter"], check=True, cwd=REPO)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    socket = Path(run(["postconf", "-h", "queue_directory"]).strip()) / NOOP_SOCKET
+    proc = subprocess.Popen([str(target / "release/examples/noop_milter"), str(socket)])
+    deadline = time.monotonic() + 10
+    while not socket.exists():
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("the no-op milter did not start")
+        time.sleep(0.1)
+    return proc
+
+
+def client_process(i: int, sender: Account, rcpt: Account, size: int, state, counts, slices: int,
+                   ready, errors) -> None:
+    """One client: a connection to each port; sends on the port whose turn it is, counts the
+    messages sent and done within one counting window (`state`: port index, slice, counting,
+    stop)."""
+    msg = message(sender.addr, rcpt.addr, size)
+    conns = []
+    for port in PORTS:
+        smtp = smtp_connect(port)
+        smtp.login(sender.addr, sender.password)
+        conns.append(smtp)
+    ready.wait()
+    try:
+        while not state[3]:
+            now = tuple(state[:3])
+            refused = conns[now[0]].sendmail(sender.addr, [rcpt.addr], msg)
+            if refused:
+                errors.put(str(refused))
+            if now[2] and tuple(state[:3]) == now:
+                with counts.get_lock():
+                    counts[now[0] * slices + now[1]] += 1
+    except Exception as e:  # noqa: BLE001 - reported by the parent
+        errors.put(f"client {i}: {e!r}")
+    finally:
+        for smtp in conns:
             smtp.quit()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(senders))]
-    for t in threads:
-        t.start()
-    ready.wait()
-    start = time.monotonic()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - start
-    if errors:
-        raise SystemExit(f"sending failed: {errors[:3]}")
-    return len(senders) * per_client / elapsed
+
+def alternating(senders: list[Account], rcpts: list[Account], slice_s: float, slices: int,
+                size: int) -> tuple[list[list[int]], list[list[float]]]:
+    """Counts of messages per (port index, slice) and the counted time of each. The clients
+    are processes, so Python's GIL does not pace them."""
+    state = mp.Array("i", [0, 0, 0, 0], lock=False)
+    counts = mp.Array("i", len(PORTS) * slices)
+    times = [[0.0] * slices for _ in PORTS]
+    ready = mp.Barrier(len(senders) + 1)
+    errors: mp.Queue = mp.Queue()
+    procs = [
+        mp.Process(target=client_process,
+                   args=(i, s, rcpts[i % len(rcpts)], size, state, counts, slices, ready, errors))
+        for i, s in enumerate(senders)
+    ]
+    for pr in procs:
+        pr.start()
+    ready.wait(timeout=60)
+    try:
+        for n in range(slices):
+            # the order rotates, so no port always goes first
+            for k in range(len(PORTS)):
+                p = (n + k) % len(PORTS)
+                state[0], state[1], state[2] = p, n, 0
+                time.sleep(SETTLE)
+                start = time.monotonic()
+                state[2] = 1
+                time.sleep(slice_s)
+                state[2] = 0
+                times[p][n] = time.monotonic() - start
+    finally:
+        state[3] = 1
+        for pr in procs:
+            pr.join()
+    if not errors.empty():
+        raise SystemExit(f"sending failed: {errors.get()}")
+    return [list(counts[p * slices:(p + 1) * slices]) for p in range(len(PORTS))], times
 
 
 def milter_cpu() -> float:
@@ -135,65 +226,59 @@ def cpu_per_message(sender: Account, rcpt: Account, size: int, count: int) -> tu
     return used / count, elapsed / count
 
 
-def set_milter(value: str) -> None:
-    run(["postconf", "-P", f"{SERVICE}={value}"])
-    run(["postfix", "reload"])
-    time.sleep(1.5)  # running smtpd processes finish their sessions; new ones read the change
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clients", type=int, default=8)
-    # 400 per client: a round of 3200 messages takes about 5 s; rounds under a second (60 per
-    # client) measured mostly the noise of this VM (single-round ratios 0.86-1.04).
-    p.add_argument("--per-client", type=int, default=400, help="messages per client per round")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--slice", type=float, default=1.0, help="seconds per turn")
+    p.add_argument("--slices", type=int, default=15, help="turns of each service")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
     relay = read_config()
-    original_milter = run(["postconf", "-Ph", SERVICE]).strip()
-    if not original_milter:
+    if not run(["postconf", "-Ph", SERVICE]).strip():
         raise SystemExit(f"{SERVICE} is empty: is the milter wired into master.cf?")
     backup = CHATMAIL_INI.with_suffix(".ini.bench-backup")
     shutil.copy2(CHATMAIL_INI, backup)
+    noop = None
     try:
         text = CHATMAIL_INI.read_text()
         text += "\n# bench: rate limit lifted\nmax_user_send_per_minute = 100000000\nmax_user_send_burst_size = 100000000\n"
         CHATMAIL_INI.write_text(text)
         run([str(REPO / "packaging/relay"), "restart", "milter"])
+        noop = start_noop_milter()
+        add_twin(TWIN_PORT, "", "nomilter")
+        add_twin(NOOP_PORT, f"unix:{NOOP_SOCKET}", "noop")
 
         senders = [create_account(relay) for _ in range(args.clients)]
-        rcpt = create_account(relay)
-        # Warm up both paths.
-        throughput(senders, rcpt, 3, 10_000)
-
-        with_milter, without = [], []
-        for _ in range(args.rounds):
-            set_milter(original_milter)
-            with_milter.append(throughput(senders, rcpt, args.per_client, 10_000))
-            empty_mailbox(rcpt)
-            set_milter("")
-            without.append(throughput(senders, rcpt, args.per_client, 10_000))
-            empty_mailbox(rcpt)
-        set_milter(original_milter)
-
-        print(f"Postfix submission, {args.clients} parallel clients, 10 kB encrypted messages, "
-              f"{args.clients * args.per_client} per round, best of {args.rounds}:")
-        print(f"  with the milter:    {max(with_milter):7.1f} msg/s   (rounds: {', '.join(f'{x:.1f}' for x in with_milter)})")
-        print(f"  without the milter: {max(without):7.1f} msg/s   (rounds: {', '.join(f'{x:.1f}' for x in without)})")
-        per_round = sorted(w / wo for w, wo in zip(with_milter, without))
-        print(f"  ratio: {max(with_milter) / max(without):.2f} of the best rounds   (target >= 0.9)")
-        print(f"         {per_round[len(per_round) // 2]:.2f} median of the rounds' ratios "
-              f"({', '.join(f'{r:.2f}' for r in per_round)})")
+        rcpts = [create_account(relay) for _ in range(args.clients)]
+        wait_queue_empty()
+        alternating(senders, rcpts, 0.5, 1, 10_000)  # warm-up
+        counts, times = alternating(senders, rcpts, args.slice, args.slices, 10_000)
+        rates = [sum(c) / sum(t) for c, t in zip(counts, times)]
+        base = len(PORTS) - 1
+        print(f"Postfix submission, {args.clients} parallel clients, 10 kB encrypted messages; "
+              f"{args.slices} turns of {args.slice:g} s each per service, taking turns:")
+        for p, name in enumerate(NAMES):
+            line = f"  {name:26} {rates[p]:7.1f} msg/s   ({sum(counts[p])} messages)"
+            if p != base:
+                pairs = sorted((counts[p][n] / times[p][n]) / (counts[base][n] / times[base][n])
+                               for n in range(args.slices) if counts[base][n])
+                line += (f"   ratio {rates[p] / rates[base]:.2f}; per turn: median "
+                         f"{pairs[len(pairs) // 2]:.2f}, range {pairs[0]:.2f}-{pairs[-1]:.2f}")
+            print(line)
+        print("  (target: chatmail-milter >= 0.9 of no milter)")
+        for acc in rcpts:
+            empty_mailbox(acc)
 
         print("milter CPU time per message (sent one after another on one connection):")
         for size, count, label in [(10_000, 300, "10 kB"), (1_000_000, 30, "1 MB"), (30_000_000, 4, "30 MB")]:
-            cpu, wall = cpu_per_message(senders[0], rcpt, size, count)
+            cpu, wall = cpu_per_message(senders[0], rcpts[0], size, count)
             print(f"  {label:>6}: {cpu * 1000:8.2f} ms CPU   ({count} messages, {wall * 1000:.0f} ms per SMTP transaction)")
-            empty_mailbox(rcpt)
+            empty_mailbox(rcpts[0])
     finally:
-        set_milter(original_milter)
+        remove_twins()
+        if noop is not None:
+            noop.kill()
         shutil.move(backup, CHATMAIL_INI)
         run([str(REPO / "packaging/relay"), "restart", "milter"])
 
