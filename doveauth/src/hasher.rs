@@ -65,7 +65,10 @@ fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
         // the lock is held only while taking a job, not while hashing
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else { return };
-        // the asking login may have gone away meanwhile; nothing to do then
+        // a login that has gone away meanwhile (its connection closed) is not hashed
+        if job.reply.is_closed() {
+            continue;
+        }
         let _ = job.reply.send(password::hash(&job.password));
     }
 }
