@@ -5,12 +5,13 @@
 
 use std::sync::Arc;
 
+use chatmail_common::config::Config;
+use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
+
 use crate::cache::RecordCache;
 use crate::hasher::{Hasher, PoolError};
 use crate::rules::{self, check_new_account};
 use crate::syslimits::Readings;
-use chatmail_common::config::Config;
-use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
 
 /// Accounts kept in the lookup cache at most (about 300 bytes each).
 const CACHE_CAPACITY: usize = 20_000;
