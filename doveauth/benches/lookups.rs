@@ -372,7 +372,7 @@ fn measure(
     let slices = (duration.as_secs_f64() / slice.as_secs_f64())
         .ceil()
         .max(1.0) as usize;
-    // per server: latencies per slice, and (user, system) CPU µs
+    // per server: (user, system) CPU µs and the time measured
     let mut cpu = vec![(0.0, 0.0); servers.len()];
     let mut measured = vec![Duration::ZERO; servers.len()];
     let per_client: Vec<Vec<Vec<(usize, u32)>>> = std::thread::scope(|s| {
