@@ -67,6 +67,7 @@ def test_contents(deb):
     entries = {line.split()[-1].removeprefix("."): line.split() for line in listing}
     for name in BINARIES:
         assert entries[f"/usr/bin/{name}"][0] == "-rwxr-xr-x"
+        assert f"/usr/share/man/man8/{name}.8.gz" in entries
     for unit in UNITS:
         assert entries[f"/lib/systemd/system/{unit}"][0] == "-rw-r--r--"
     assert "/usr/share/doc/chatmail-relay/copyright" in entries
