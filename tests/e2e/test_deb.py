@@ -76,6 +76,19 @@ def test_contents(deb):
     assert all(fields[1] == "root/root" for fields in entries.values())
 
 
+def test_socket_directories_reachable():
+    """systemd makes a socket's missing parent directories as root with DirectoryMode, and the
+    connecting side (Postfix's smtpd and cleanup, Dovecot) is another user: it must be able to
+    traverse them; the socket's own mode and owner are what restrict access."""
+    for unit in UNITS:
+        if not unit.endswith(".socket"):
+            continue
+        text = (REPO / "deb" / "systemd" / unit).read_text()
+        mode = int(re.search(r"^DirectoryMode=(\d+)$", text, re.M)[1], 8)
+        assert mode & 0o001, f"{unit}: DirectoryMode={mode:o} locks other users out"
+        assert re.search(r"^SocketMode=0660$", text, re.M), unit
+
+
 def test_install_upgrade_purge(deb, tmp_path):
     if run("dpkg-query", "-W", "chatmail-relay", check=False).returncode == 0:
         pytest.skip("chatmail-relay is installed on this machine already; not touching it")
