@@ -29,6 +29,7 @@ milter restarted), and the recipient's mailbox is emptied between phases.
 from __future__ import annotations
 
 import argparse
+import functools
 import multiprocessing as mp
 import base64
 import os
@@ -88,17 +89,34 @@ def run(cmd: list[str]) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
-def wait_queue_empty(timeout: float = 600) -> None:
+QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
+
+
+@functools.cache
+def queue_dir() -> Path:
+    return Path(run(["postconf", "-h", "queue_directory"]).strip())
+
+
+def queue_is_empty() -> bool:
+    """No message file in any of Postfix's queues: everything submitted is delivered. Cheaper
+    to poll every few milliseconds than `postqueue`."""
+    for name in QUEUES:
+        for _root, _dirs, files in os.walk(queue_dir() / name):
+            if files:
+                return False
+    return True
+
+
+def wait_delivered(timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not run(["postqueue", "-j"]).strip():
-            return
-        time.sleep(0.5)
-    print("warning: the Postfix queue did not drain", file=sys.stderr)
+    while not queue_is_empty():
+        if time.monotonic() > deadline:
+            raise SystemExit("the Postfix queue did not drain (deferred deliveries?)")
+        time.sleep(0.01)
 
 
 def empty_mailbox(acc: Account) -> None:
-    wait_queue_empty()
+    wait_delivered()
     run(["doveadm", "expunge", "-u", acc.addr, "mailbox", "INBOX", "all"])
 
 
@@ -134,7 +152,7 @@ def start_noop_milter() -> subprocess.Popen:
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "chatmail-milter",
                     "--example", "noop_milter"], check=True, cwd=REPO)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    socket = Path(run(["postconf", "-h", "queue_directory"]).strip()) / NOOP_SOCKET
+    socket = queue_dir() / NOOP_SOCKET
     proc = subprocess.Popen([str(target / "release/examples/noop_milter"), str(socket)])
     deadline = time.monotonic() + 10
     while not socket.exists():
@@ -145,17 +163,23 @@ def start_noop_milter() -> subprocess.Popen:
     return proc
 
 
+def connect_all(sender: Account) -> list:
+    """A logged-in SMTP connection to each port of PORTS."""
+    conns = []
+    for port in PORTS:
+        smtp = smtp_connect(port)
+        smtp.login(sender.addr, sender.password)
+        conns.append(smtp)
+    return conns
+
+
 def client_process(i: int, sender: Account, rcpt: Account, size: int, state, counts, slices: int,
                    ready, errors) -> None:
     """One client: a connection to each port; sends on the port whose turn it is, counts the
     messages sent and done within one counting window (`state`: port index, slice, counting,
     stop)."""
     msg = message(sender.addr, rcpt.addr, size)
-    conns = []
-    for port in PORTS:
-        smtp = smtp_connect(port)
-        smtp.login(sender.addr, sender.password)
-        conns.append(smtp)
+    conns = connect_all(sender)
     ready.wait()
     try:
         while not state[3]:
@@ -211,27 +235,6 @@ def alternating(senders: list[Account], rcpts: list[Account], slice_s: float, sl
     return [list(counts[p * slices:(p + 1) * slices]) for p in range(len(PORTS))], times
 
 
-QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
-
-
-def queue_is_empty(queue_dir: Path) -> bool:
-    """No message file in any of Postfix's queues: everything submitted is delivered. Cheaper
-    to poll every few milliseconds than `postqueue`."""
-    for name in QUEUES:
-        for _root, _dirs, files in os.walk(queue_dir / name):
-            if files:
-                return False
-    return True
-
-
-def wait_delivered(queue_dir: Path, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while not queue_is_empty(queue_dir):
-        if time.monotonic() > deadline:
-            raise SystemExit("the Postfix queue did not drain (deferred deliveries?)")
-        time.sleep(0.01)
-
-
 def batch_client(i: int, sender: Account, rcpt: Account, size: int, state, per_round: int,
                  barrier, errors) -> None:
     """One client of the sustained phase: a connection to each port; at every round sends
@@ -239,10 +242,7 @@ def batch_client(i: int, sender: Account, rcpt: Account, size: int, state, per_r
     msg = message(sender.addr, rcpt.addr, size)
     conns = []
     try:
-        for port in PORTS:
-            smtp = smtp_connect(port)
-            smtp.login(sender.addr, sender.password)
-            conns.append(smtp)
+        conns = connect_all(sender)
         while True:
             barrier.wait()
             if state[1]:
@@ -266,7 +266,6 @@ def sustained(senders: list[Account], rcpts: list[Account], rounds: int, per_cli
     """Per port, per round: (seconds until every client had its messages accepted, seconds
     until all of them were delivered into the mailboxes). Each round starts from an empty
     queue and empty mailboxes; the order of the ports rotates."""
-    queue_dir = Path(run(["postconf", "-h", "queue_directory"]).strip())
     state = mp.Array("i", [0, 0], lock=False)
     barrier = mp.Barrier(len(senders) + 1)
     errors: mp.Queue = mp.Queue()
@@ -284,13 +283,12 @@ def sustained(senders: list[Account], rcpts: list[Account], rounds: int, per_cli
                 p = (n + k) % len(PORTS)
                 for acc in rcpts:
                     empty_mailbox(acc)
-                wait_delivered(queue_dir)
                 state[0] = p
                 barrier.wait(timeout=60)
                 start = time.monotonic()
                 barrier.wait(timeout=600)
                 accepted = time.monotonic() - start
-                wait_delivered(queue_dir)
+                wait_delivered()
                 times[p].append((accepted, time.monotonic() - start))
         state[1] = 1
         barrier.wait(timeout=60)
@@ -361,7 +359,7 @@ def main() -> None:
 
         senders = [create_account(relay) for _ in range(args.clients)]
         rcpts = [create_account(relay) for _ in range(args.clients)]
-        wait_queue_empty()
+        wait_delivered()
         sustained(senders, rcpts, 1, 20, 10_000)  # warm-up
         batches = sustained(senders, rcpts, args.rounds, args.per_client, 10_000)
         total = args.clients * args.per_client

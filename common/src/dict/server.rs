@@ -234,6 +234,11 @@ async fn connection<H: Handler>(
                     tracing::debug!(conn, error = %e, "dict connection ended with an error");
                 }
                 drop(thread_permit);
+            })
+            .map_err(|e| {
+                // Dovecot retries; the next connection may get a thread or the event loop
+                tracing::warn!(conn, error = %e, "cannot start a dict connection thread; closing it");
+                e
             })?;
         return Ok(());
     }
