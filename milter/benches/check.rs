@@ -13,9 +13,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use chatmail_common::mailbox::Address;
 use chatmail_milter::policy::armor::{ArmorHeaders, check_armored_message};
-use chatmail_milter::policy::envelope::{Envelope, Sender};
+use chatmail_milter::policy::envelope::{Envelope, Recipient, Sender};
 use chatmail_milter::policy::verdict::{Accepted, Verdict};
 use chatmail_milter::policy::{Direction, evaluate};
 
@@ -72,9 +71,8 @@ fn main() {
     let budget = Duration::from_millis(if quick { 50 } else { 1500 });
     let envelope = Envelope {
         sender: Sender::parse(&format!("<{FROM}>")),
-        recipients: vec![TO.into()],
+        recipients: vec![Recipient::Other(TO.into())],
     };
-    let enforces = |_: &Address| true;
     println!("encryption check, one core (MB/s of message bytes)");
     println!(
         "{:>8} {:>10} {:>14} {:>12} {:>12} {:>8}",
@@ -84,7 +82,7 @@ fn main() {
         let a = armor(size);
         let msg = message(&a);
         assert_eq!(
-            evaluate(Direction::Outbound, &envelope, msg.as_bytes(), &enforces).verdict,
+            evaluate(Direction::Outbound, &envelope, msg.as_bytes()).verdict,
             Verdict::Accept(Accepted::Encrypted)
         );
         let whole = rate(msg.len(), budget, || {
@@ -92,7 +90,6 @@ fn main() {
                 Direction::Outbound,
                 &envelope,
                 black_box(msg.as_bytes()),
-                &enforces,
             ));
         });
         let parse_only = rate(msg.len(), budget, || {

@@ -26,23 +26,22 @@ fn main() {
             .on_negotiate(|cx, _actions, mta_opts| {
                 Box::pin(async move {
                     cx.requested_actions = Actions::empty();
-                    for opt in [
-                        ProtoOpts::NOREPLY_RCPT,
-                        ProtoOpts::NOREPLY_HEADER,
-                        ProtoOpts::NOREPLY_BODY,
-                    ] {
+                    // Recipients are answered one by one, as chatmail-milter answers them.
+                    for opt in [ProtoOpts::NOREPLY_HEADER, ProtoOpts::NOREPLY_BODY] {
                         if mta_opts.contains(opt) {
                             cx.requested_opts |= opt;
                         }
                     }
                     cx.requested_macros
                         .insert(MacroStage::Mail, c"{auth_authen}".to_owned());
+                    cx.requested_macros
+                        .insert(MacroStage::Rcpt, c"{rcpt_addr}".to_owned());
                     cx.requested_macros.insert(MacroStage::Eom, c"i".to_owned());
                     Status::Continue
                 })
             })
             .on_mail(|_, _| Box::pin(async { Status::Continue }))
-            .on_rcpt(|_, _| Box::pin(async { Status::Noreply }))
+            .on_rcpt(|_, _| Box::pin(async { Status::Continue }))
             .on_header(|_, _, _| Box::pin(async { Status::Noreply }))
             .on_body(|_, _| Box::pin(async { Status::Noreply }))
             .on_eom(|_| Box::pin(async { Status::Accept }));

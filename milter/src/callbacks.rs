@@ -60,11 +60,12 @@ async fn negotiate(
     } else {
         Actions::empty()
     };
-    // Recipients, headers and body chunks need no answer: every verdict after MAIL FROM
-    // is given at end of message, so one message costs two round trips (MAIL, EOM).
+    // Headers and body chunks need no answer: their verdict is given at end of message.
+    // Recipients are answered one by one (an unknown one is refused in the SMTP dialogue),
+    // except on the internal listener, whose recipients must never be refused.
     let noreply = |opt: ProtoOpts| mta_opts.contains(opt);
     let (noreply_rcpt, noreply_header, noreply_body) = (
-        noreply(ProtoOpts::NOREPLY_RCPT),
+        direction == Direction::Internal && noreply(ProtoOpts::NOREPLY_RCPT),
         noreply(ProtoOpts::NOREPLY_HEADER),
         noreply(ProtoOpts::NOREPLY_BODY),
     );
@@ -79,6 +80,9 @@ async fn negotiate(
     }
     cx.requested_macros
         .insert(MacroStage::Mail, c"{auth_authen}".to_owned());
+    // The address Postfix resolved the recipient to: what it will deliver to.
+    cx.requested_macros
+        .insert(MacroStage::Rcpt, c"{rcpt_addr}".to_owned());
     cx.requested_macros.insert(MacroStage::Eom, c"i".to_owned());
     cx.data = Some(Connection {
         session: Session::new(shared, direction),
@@ -109,12 +113,14 @@ async fn mail(cx: &mut Context<Connection>, args: Vec<CString>) -> Status {
 }
 
 async fn rcpt(cx: &mut Context<Connection>, args: Vec<CString>) -> Status {
+    let resolved = macro_string(cx, c"{rcpt_addr}");
     let conn = connection!(cx);
+    let arg = first_arg(&args);
     if conn.noreply_rcpt {
-        conn.session.rcpt_noreply(&first_arg(&args));
+        conn.session.rcpt_noreply(&arg, resolved.as_deref()).await;
         return Status::Noreply;
     }
-    let step = conn.session.rcpt(&first_arg(&args));
+    let step = conn.session.rcpt(&arg, resolved.as_deref()).await;
     apply(&mut cx.reply, step)
 }
 

@@ -123,6 +123,7 @@ async fn run(
         .unwrap_or_else(|| Shared::default_budget(buffer_limit));
     let shared = Arc::new(Shared {
         limiter,
+        mail_domain: config.mail_domain.clone(),
         mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
         buffer_limit,
         budget: Arc::new(BufferBudget::new(budget)),

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use chatmail_common::mailbox::{Address, Mailboxes};
+use chatmail_common::mailbox::{Incoming, Mailboxes};
 
 use crate::dkim::{Dkim, DkimVerdict};
 use crate::message::{BufferBudget, Finished, MessageBuffer, Overflow};
-use crate::policy::envelope::{Envelope, Sender, strip_angle_brackets};
+use crate::policy::envelope::{Envelope, Recipient, Sender, strip_angle_brackets};
+use crate::policy::recipient::{Destination, destination};
 use crate::policy::verdict::{Refused, Reply, Verdict, log_text, reply_safe};
 use crate::policy::{self, Direction, Evaluation};
 use crate::ratelimit::SendLimiter;
@@ -22,6 +23,8 @@ const MAX_RECIPIENTS: usize = 10_000;
 /// State shared by every connection of both listeners.
 pub struct Shared {
     pub limiter: SendLimiter,
+    /// The domain of this relay's addresses (`example.org`, or `[1.2.3.4]`).
+    pub mail_domain: String,
     pub mailboxes: Mailboxes,
     /// Most bytes buffered for one message.
     pub buffer_limit: usize,
@@ -180,8 +183,14 @@ impl Session {
         Step::Refuse(refused.reply())
     }
 
-    /// `RCPT TO`.
-    pub fn rcpt(&mut self, arg: &str) -> Step {
+    /// `RCPT TO`: `arg` as the client wrote it, `resolved` the address Postfix resolved it to
+    /// (the `{rcpt_addr}` macro), which alone decides ([`crate::policy::recipient`]).
+    ///
+    /// Inbound, every recipient must be an existing mailbox of this relay; outbound, every
+    /// recipient of this relay's domain must. Anything else is refused here, in the SMTP
+    /// dialogue, so that Postfix never takes mail it would bounce. A mailbox that cannot be
+    /// read is a temporary failure.
+    pub async fn rcpt(&mut self, arg: &str, resolved: Option<&str>) -> Step {
         if self.unauthenticated {
             return self.configuration_error(
                 "Postfix accepted a recipient of an unauthenticated session on the outbound \
@@ -190,7 +199,7 @@ impl Session {
                 &Sender::Null,
             );
         }
-        let Some(t) = self.transaction.as_mut() else {
+        let Some(t) = self.transaction.as_ref() else {
             return self.out_of_order("RCPT");
         };
         if t.envelope.recipients.len() >= MAX_RECIPIENTS {
@@ -200,17 +209,80 @@ impl Session {
                 text: "Too many recipients".into(),
             });
         }
-        t.envelope
-            .recipients
-            .push(strip_angle_brackets(arg).to_string());
-        Step::Continue
+        let given = strip_angle_brackets(arg).to_string();
+        let recipient = match self.direction {
+            // Postfix's own mail: RCPT must not be refused there, and nothing is looked up.
+            Direction::Internal => Ok(Recipient::Other(given.clone())),
+            Direction::Inbound | Direction::Outbound => match resolved {
+                Some(resolved) => self.check_recipient(&given, resolved).await,
+                None => {
+                    return self.configuration_error(
+                        "Postfix sent no {rcpt_addr} macro: do not empty milter_rcpt_macros",
+                        &t.envelope.sender,
+                    );
+                }
+            },
+        };
+        match recipient {
+            Ok(r) => {
+                if let Some(t) = self.transaction.as_mut() {
+                    t.envelope.recipients.push(r);
+                }
+                Step::Continue
+            }
+            Err(refused) => {
+                let sender = self
+                    .transaction
+                    .as_ref()
+                    .map_or(Sender::Null, |t| t.envelope.sender.clone());
+                self.refuse_now(refused, &sender)
+            }
+        }
     }
 
-    /// `RCPT TO` without a reply: a refusal is kept for the end of message, which then
-    /// refuses the whole message (Postfix limits recipients itself, so this is for
-    /// misconfigurations only).
-    pub fn rcpt_noreply(&mut self, arg: &str) {
-        if let Step::Refuse(reply) = self.rcpt(arg) {
+    /// The recipient a resolved address names, or why it is refused.
+    async fn check_recipient(&self, given: &str, resolved: &str) -> Result<Recipient, Refused> {
+        let unknown = || Refused::UnknownRecipient(given.to_string());
+        let mailbox = match (
+            destination(resolved, &self.shared.mail_domain),
+            self.direction,
+        ) {
+            (Destination::Mailbox(mailbox), _) => mailbox,
+            (Destination::Remote, Direction::Outbound) => {
+                return Ok(Recipient::Other(resolved.to_string()));
+            }
+            (Destination::Remote | Destination::NotAMailbox, _) => return Err(unknown()),
+        };
+        let shared = self.shared.clone();
+        let lookup = mailbox.clone();
+        let incoming =
+            tokio::task::spawn_blocking(move || shared.mailboxes.mailbox(&lookup).incoming())
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+        match incoming {
+            Ok(Incoming::NoAccount) => Err(unknown()),
+            Ok(Incoming::AcceptsCleartext) => Ok(Recipient::Mailbox {
+                mailbox,
+                enforces_e2ee: false,
+            }),
+            Ok(Incoming::EnforcesE2ee) => Ok(Recipient::Mailbox {
+                mailbox,
+                enforces_e2ee: true,
+            }),
+            Err(error) => {
+                tracing::error!(listener = self.direction.name(), mailbox = %mailbox, %error,
+                    "cannot read a recipient's mailbox; recipient tempfailed");
+                Err(Refused::RecipientUnreadable(given.to_string()))
+            }
+        }
+    }
+
+    /// `RCPT TO` without a reply (the internal listener: Postfix's own mail, whose recipients
+    /// must not be refused): a refusal is kept for the end of message, which then refuses
+    /// the whole message.
+    pub async fn rcpt_noreply(&mut self, arg: &str, resolved: Option<&str>) {
+        if let Step::Refuse(reply) = self.rcpt(arg, resolved).await {
             self.deferred.get_or_insert(reply);
         }
     }
@@ -264,12 +336,10 @@ impl Session {
             };
             (evaluation, None)
         } else {
-            let shared = self.shared.clone();
             let raw = t.buffer.finish();
             let envelope = t.envelope;
             let check = move || {
-                let enforces = |a: &Address| shared.mailboxes.mailbox(a).enforces_e2ee_incoming();
-                let evaluation = policy::evaluate(direction, &envelope, &raw, &enforces);
+                let evaluation = policy::evaluate(direction, &envelope, &raw);
                 (evaluation, Some(raw))
             };
             if direction == Direction::Outbound && size <= INLINE_CHECK_MAX {

@@ -15,8 +15,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_chatmail-milter");
 const ALICE: &str = "alice@chat.example.org";
 
 /// A config for chat.example.org with the test DKIM key (and a name server that is never
-/// asked: nothing here verifies foreign mail).
+/// asked: nothing here verifies foreign mail), and ALICE's account.
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let account = dir.join("mailboxes").join(ALICE);
+    std::fs::create_dir_all(&account).unwrap();
+    std::fs::write(account.join("password"), "{SHA512-CRYPT}x").unwrap();
     let key = dir.join("dkim.key");
     std::fs::copy(data_dir().join("dkim-test.key"), &key).unwrap();
     let path = dir.join("chatmail.ini");

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chatmail_common::mailbox::Address;
 use chatmail_milter::policy::armor::{ArmorHeaders, check_armored_message};
-use chatmail_milter::policy::envelope::{Envelope, Sender};
+use chatmail_milter::policy::envelope::{Envelope, Recipient, Sender};
 use chatmail_milter::policy::openpgp::check_packets;
 use chatmail_milter::policy::{Direction, evaluate};
 use common::*;
@@ -25,17 +25,22 @@ fn run_target(data: &[u8]) {
     let envelope = Envelope {
         sender: Sender::parse("<alice@chat.example.org>"),
         recipients: vec![
-            "alice@chat.example.org".into(),
-            "bob+x@chat.example.org".into(),
+            Recipient::Mailbox {
+                mailbox: Address::parse("alice@chat.example.org").unwrap(),
+                enforces_e2ee: true,
+            },
+            Recipient::Mailbox {
+                mailbox: Address::parse("bob@chat.example.org").unwrap(),
+                enforces_e2ee: false,
+            },
         ],
     };
-    let enforces = |a: &Address| a.local_part() != "bob";
     match mode % 4 {
         0 => {
-            let _ = evaluate(Direction::Outbound, &envelope, raw, &enforces);
+            let _ = evaluate(Direction::Outbound, &envelope, raw);
         }
         1 => {
-            let _ = evaluate(Direction::Inbound, &envelope, raw, &enforces);
+            let _ = evaluate(Direction::Inbound, &envelope, raw);
         }
         2 => {
             let _ = check_armored_message(raw, ArmorHeaders::Allow);

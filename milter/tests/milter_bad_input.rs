@@ -132,7 +132,19 @@ async fn deep_nesting_and_many_headers() {
     let deep = format!("From: <{ALICE}>\r\nTo: <{CAROL}>\r\n{body}");
     let out = submit(&m, ALICE, &[CAROL], &deep).await;
     assert_eq!(out.reply().as_deref(), Some(ENCRYPTION_NEEDED));
+    // Not even for a recipient that takes cleartext: boundary b1 starts b10, b100, ..., so
+    // readers may split it differently, and it nests deeper than any reader should follow.
     let out = deliver(&m, REMOTE, &[CAROL], &deep).await;
+    assert_eq!(out.reply().as_deref(), Some(ENCRYPTION_NEEDED));
+    // 50 levels with boundaries that do not start one another are one structure.
+    let mut body = String::from("Content-Type: text/plain\r\n\r\ninnermost\r\n");
+    for i in 0..50 {
+        body = format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}x\"\r\n\r\n--b{i}x\r\n{body}--b{i}x--\r\n"
+        );
+    }
+    let nested = format!("From: <{REMOTE}>\r\nTo: <{CAROL}>\r\n{body}");
+    let out = deliver(&m, REMOTE, &[CAROL], &nested).await;
     assert!(out.accepted(), "{out:?}");
     // 10 000 headers in front of a valid encrypted message.
     let enc = encrypted(ALICE, REMOTE, &quick_armored());

@@ -336,7 +336,11 @@ async fn dns_failure_is_a_temporary_failure() {
 #[tokio::test]
 async fn ip_only_relay_neither_signs_nor_verifies() {
     // DKIM off, as `Dkim::from_config` gives for an IP-only relay.
-    let m = TestMilter::start(MilterSettings::default()).await;
+    let m = TestMilter::start(MilterSettings {
+        mail_domain: "[127.0.0.1]".into(),
+        ..Default::default()
+    })
+    .await;
     m.add_mailbox("alice@[127.0.0.1]", true);
     let alice = "alice@[127.0.0.1]";
     let msg = encrypted(alice, alice, &quick_armored());

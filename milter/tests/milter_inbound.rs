@@ -114,6 +114,7 @@ async fn inbound_is_not_rate_limited() {
         ..Default::default()
     })
     .await;
+    m.add_mailbox(ALICE, true);
     let msg = encrypted(REMOTE, ALICE, &quick_armored());
     for _ in 0..5 {
         assert!(deliver(&m, REMOTE, &[ALICE], &msg).await.accepted());

@@ -9,9 +9,17 @@ const ALICE: &str = "alice@chat.example.org";
 const BOB: &str = "bob@chat.example.org";
 const REMOTE: &str = "friend@example.net";
 
+/// A test milter where ALICE and BOB have accounts.
+async fn milter() -> TestMilter {
+    let m = TestMilter::start(MilterSettings::default()).await;
+    m.add_mailbox(ALICE, true);
+    m.add_mailbox(BOB, true);
+    m
+}
+
 #[tokio::test]
 async fn encrypted_mail_is_accepted() {
-    let m = TestMilter::start(MilterSettings::default()).await;
+    let m = milter().await;
     let msg = encrypted(ALICE, REMOTE, &quick_armored());
     assert_eq!(
         submit(&m, ALICE, &[REMOTE, BOB], &msg).await,
@@ -78,7 +86,7 @@ async fn invalid_envelope_sender_is_refused_at_mail() {
 
 #[tokio::test]
 async fn securejoin_and_autocrypt_setup_message_pass() {
-    let m = TestMilter::start(MilterSettings::default()).await;
+    let m = milter().await;
     let sj = securejoin(ALICE, REMOTE, "vc-request", "Secure-Join: vc-request\n");
     assert_eq!(
         submit(&m, ALICE, &[REMOTE], &sj).await,
@@ -140,22 +148,21 @@ async fn unauthenticated_recipient_on_outbound_listener_is_a_configuration_error
     let m = TestMilter::start(MilterSettings::default()).await;
     let msg = encrypted(ALICE, REMOTE, &quick_armored());
     // MAIL FROM passes (Postfix refuses unauthenticated recipients itself, with 5xx); a
-    // recipient that Postfix let through means its configuration is wrong. RCPT needs no
-    // reply (Postfix offers that), so the whole message is refused at its end.
+    // recipient that Postfix let through means its configuration is wrong.
     let out = send(&m.outbound, None, ALICE, &[REMOTE], msg.as_bytes()).await;
     assert!(
-        matches!(out, Outcome::Eom(Status::Tempfail { .. })),
+        matches!(out, Outcome::Rcpt(Status::Tempfail { .. })),
         "{out:?}"
     );
     assert_eq!(
         out.reply().as_deref(),
         Some("451 4.3.5 Mail filter configuration error, try again later")
     );
-    // the refusal kept for the end of message does not outlive its transaction
+    // the refusal does not outlive its transaction
     let mut conn = open(&m.outbound).await;
     let out = transaction(&mut conn, None, ALICE, &[REMOTE], msg.as_bytes()).await;
     assert!(
-        matches!(out, Outcome::Eom(Status::Tempfail { .. })),
+        matches!(out, Outcome::Rcpt(Status::Tempfail { .. })),
         "{out:?}"
     );
     assert!(

@@ -3,11 +3,11 @@
 
 mod common;
 
-use chatmail_common::mailbox::Address;
 use chatmail_milter::policy::armor::{ArmorError, ArmorHeaders, check_armored_message};
 use chatmail_milter::policy::encryption::NotEncrypted;
-use chatmail_milter::policy::envelope::{Envelope, Sender};
+use chatmail_milter::policy::envelope::{Envelope, Recipient, Sender};
 use chatmail_milter::policy::openpgp::PacketError;
+use chatmail_milter::policy::structure::Ambiguity;
 use chatmail_milter::policy::verdict::{Accepted, Refused, Verdict};
 use chatmail_milter::policy::{Direction, evaluate, is_encrypted};
 use common::*;
@@ -15,39 +15,25 @@ use common::*;
 const ALICE: &str = "alice@chat.example.org";
 const BOB: &str = "bob@chat.example.org";
 
+/// An envelope as the milter has it after RCPT: every recipient an existing mailbox that
+/// enforces encryption.
 fn env(from: &str, to: &[&str]) -> Envelope {
+    env_with(from, to, |_| true)
+}
+
+fn env_with(from: &str, to: &[&str], enforces: impl Fn(&str) -> bool) -> Envelope {
     Envelope {
         sender: Sender::parse(&format!("<{from}>")),
-        recipients: to.iter().map(|s| s.to_string()).collect(),
+        recipients: to.iter().map(|r| local_recipient(r, enforces(r))).collect(),
     }
 }
 
-fn enforce_all(_: &Address) -> bool {
-    true
-}
-
-fn enforce_none(_: &Address) -> bool {
-    false
-}
-
 fn outbound(from: &str, to: &[&str], raw: &str) -> Verdict {
-    evaluate(
-        Direction::Outbound,
-        &env(from, to),
-        raw.as_bytes(),
-        &enforce_all,
-    )
-    .verdict
+    evaluate(Direction::Outbound, &env(from, to), raw.as_bytes()).verdict
 }
 
 fn inbound(from: &str, to: &[&str], raw: &str) -> Verdict {
-    evaluate(
-        Direction::Inbound,
-        &env(from, to),
-        raw.as_bytes(),
-        &enforce_all,
-    )
-    .verdict
+    evaluate(Direction::Inbound, &env(from, to), raw.as_bytes()).verdict
 }
 
 const ENCRYPTED: Verdict = Verdict::Accept(Accepted::Encrypted);
@@ -346,7 +332,7 @@ fn fake_encrypted_messages_are_refused() {
                 "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n",
                 1,
             ),
-            NotEncrypted::AmbiguousHeaders,
+            NotEncrypted::Ambiguous(Ambiguity::RepeatedField("Content-Type")),
         ),
         (
             "plain text",
@@ -355,12 +341,7 @@ fn fake_encrypted_messages_are_refused() {
         ),
     ];
     for (name, raw, why) in cases {
-        let out = evaluate(
-            Direction::Outbound,
-            &env(ALICE, &[BOB]),
-            raw.as_bytes(),
-            &enforce_all,
-        );
+        let out = evaluate(Direction::Outbound, &env(ALICE, &[BOB]), raw.as_bytes());
         assert_eq!(out.verdict, UNENCRYPTED, "{name} outbound");
         assert_eq!(out.not_encrypted, Some(why.clone()), "{name} reason");
         assert_eq!(inbound(ALICE, &[BOB], &raw), UNENCRYPTED, "{name} inbound");
@@ -566,13 +547,7 @@ fn mailer_daemon_bounces_pass_inbound_only() {
     let valid = bounce(md, ALICE, Some("auto-replied"), "multipart/report");
     let mut env_null = env(ALICE, &[ALICE]);
     env_null.sender = Sender::parse("<>");
-    let v = evaluate(
-        Direction::Inbound,
-        &env_null,
-        valid.as_bytes(),
-        &enforce_all,
-    )
-    .verdict;
+    let v = evaluate(Direction::Inbound, &env_null, valid.as_bytes()).verdict;
     assert_eq!(v, Verdict::Accept(Accepted::MailerDaemonBounce(md.into())));
     let fakes = [
         bounce(md, ALICE, None, "multipart/report"),
@@ -592,7 +567,7 @@ fn mailer_daemon_bounces_pass_inbound_only() {
         bounce(md, ALICE, Some("auto-replied"), "multipart/mixed"),
     ];
     for (i, f) in fakes.iter().enumerate() {
-        let v = evaluate(Direction::Inbound, &env_null, f.as_bytes(), &enforce_all).verdict;
+        let v = evaluate(Direction::Inbound, &env_null, f.as_bytes()).verdict;
         assert_eq!(v, UNENCRYPTED, "fake {i}");
     }
     // Outbound, a user cannot send a "bounce".
@@ -612,30 +587,272 @@ fn cleartext_mdn_is_refused() {
 fn inbound_cleartext_depends_on_every_recipient() {
     let msg = plain("someone@example.net", ALICE, "hello");
     let carol = "carol@chat.example.org";
-    let enforces = |a: &Address| a.as_str() != carol;
     let verdict = |to: &[&str]| {
         evaluate(
             Direction::Inbound,
-            &env("someone@example.net", to),
+            &env_with("someone@example.net", to, |r| r != carol),
             msg.as_bytes(),
-            &enforces,
         )
         .verdict
     };
     let ok = Verdict::Accept(Accepted::RecipientsAcceptCleartext);
     assert_eq!(verdict(&[carol]), ok);
-    // +detail and case map to the mailbox.
-    assert_eq!(verdict(&["Carol+news@Chat.Example.org"]), ok);
     assert_eq!(verdict(&[carol, ALICE]), UNENCRYPTED);
     assert_eq!(verdict(&[ALICE]), UNENCRYPTED);
-    assert_eq!(verdict(&["../carol@chat.example.org"]), UNENCRYPTED);
     assert_eq!(verdict(&[]), UNENCRYPTED);
+    // A recipient that is no mailbox of ours never takes cleartext.
+    let other = Envelope {
+        sender: Sender::Null,
+        recipients: vec![Recipient::Other("carol@elsewhere.org".into())],
+    };
+    assert_eq!(
+        evaluate(Direction::Inbound, &other, msg.as_bytes()).verdict,
+        UNENCRYPTED
+    );
     // Outbound never asks the recipients.
     let out = evaluate(
         Direction::Outbound,
-        &env(ALICE, &[carol]),
+        &env_with(ALICE, &[carol], |_| false),
         plain(ALICE, carol, "x").as_bytes(),
-        &enforce_none,
     );
     assert_eq!(out.verdict, UNENCRYPTED);
+}
+
+// --- exceptions are exact --------------------------------------------------------------
+
+fn null_sender_env(to: &[&str]) -> Envelope {
+    let mut e = env(ALICE, to);
+    e.sender = Sender::Null;
+    e
+}
+
+fn inbound_dsn(raw: &str) -> Verdict {
+    evaluate(
+        Direction::Inbound,
+        &null_sender_env(&[ALICE]),
+        raw.as_bytes(),
+    )
+    .verdict
+}
+
+fn internal_dsn(raw: &str) -> Verdict {
+    let e = Envelope {
+        sender: Sender::Null,
+        recipients: vec![Recipient::Other("friend@example.net".into())],
+    };
+    evaluate(Direction::Internal, &e, raw.as_bytes()).verdict
+}
+
+fn dsn(parts: &[Part]) -> String {
+    multipart(
+        "MAILER-DAEMON@mx.example.net",
+        ALICE,
+        "Undelivered Mail Returned to Sender",
+        &[("Auto-Submitted", "auto-replied")],
+        "multipart/report; report-type=delivery-status",
+        parts,
+    )
+}
+
+fn human_text() -> Part {
+    Part::new(
+        "text/plain; charset=us-ascii",
+        "Your message could not be delivered.\n",
+    )
+}
+
+fn status_part() -> Part {
+    Part::new(
+        "message/delivery-status",
+        "Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; x@example.net\nAction: failed\nStatus: 5.1.1\n",
+    )
+}
+
+#[test]
+fn a_bounce_is_exactly_a_dsn() {
+    let md = Verdict::Accept(Accepted::MailerDaemonBounce(
+        "MAILER-DAEMON@mx.example.net".into(),
+    ));
+    let returned = Part::new(
+        "message/rfc822",
+        "From: <alice@chat.example.org>\nSubject: [...]\n\nbody\n",
+    );
+    let headers_only = Part::new(
+        "text/rfc822-headers",
+        "From: <alice@chat.example.org>\nSubject: [...]\n",
+    );
+    for (name, parts) in [
+        ("text and status", vec![human_text(), status_part()]),
+        (
+            "with the returned message",
+            vec![human_text(), status_part(), returned],
+        ),
+        (
+            "with its headers",
+            vec![human_text(), status_part(), headers_only],
+        ),
+    ] {
+        let raw = dsn(&parts);
+        assert_eq!(inbound_dsn(&raw), md, "{name} inbound");
+        assert_eq!(internal_dsn(&raw), md, "{name} internal");
+    }
+    let advert = Part::new("text/html", "<p>Buy now</p>\n");
+    let fakes = [
+        (
+            "an advert beside the report",
+            dsn(&[human_text(), status_part(), advert.clone()]),
+        ),
+        (
+            "an advert after the returned headers",
+            dsn(&[
+                human_text(),
+                status_part(),
+                Part::new("text/rfc822-headers", "Subject: x\n"),
+                advert.clone(),
+            ]),
+        ),
+        ("no status part", dsn(&[human_text()])),
+        ("status first", dsn(&[status_part(), human_text()])),
+        (
+            "html as the human part",
+            dsn(&[advert.clone(), status_part()]),
+        ),
+        (
+            "a nested multipart as the human part",
+            dsn(&[
+                Part::new(
+                    "multipart/alternative; boundary=\"inner\"",
+                    "--inner\nContent-Type: text/plain\n\nhi\n--inner--\n",
+                ),
+                status_part(),
+            ]),
+        ),
+        (
+            "another report type",
+            dsn(&[human_text(), status_part()]).replace(
+                "report-type=delivery-status",
+                "report-type=disposition-notification",
+            ),
+        ),
+        (
+            "two report types",
+            dsn(&[human_text(), status_part()]).replace(
+                "report-type=delivery-status",
+                "report-type=delivery-status; report-type=x",
+            ),
+        ),
+        (
+            "Auto-Submitted: no",
+            dsn(&[human_text(), status_part()])
+                .replace("Auto-Submitted: auto-replied", "Auto-Submitted: no"),
+        ),
+    ];
+    for (name, raw) in &fakes {
+        assert_eq!(inbound_dsn(raw), UNENCRYPTED, "{name} inbound");
+        assert_eq!(internal_dsn(raw), UNENCRYPTED, "{name} internal");
+    }
+    // The same report from a sender that is not null: no bounce.
+    let report = dsn(&[human_text(), status_part()]);
+    assert_eq!(inbound(REMOTE_SENDER, &[ALICE], &report), UNENCRYPTED);
+    let e = Envelope {
+        sender: Sender::parse("<mailer-daemon@mx.example.net>"),
+        recipients: vec![Recipient::Other("friend@example.net".into())],
+    };
+    assert_eq!(
+        evaluate(Direction::Internal, &e, report.as_bytes()).verdict,
+        UNENCRYPTED
+    );
+}
+
+const REMOTE_SENDER: &str = "mailer-daemon@mx.example.net";
+
+#[test]
+fn securejoin_is_exactly_its_shape() {
+    let valid = securejoin(ALICE, BOB, "vc-request", "Secure-Join: vc-request\n");
+    let sj = Verdict::Accept(Accepted::SecureJoin);
+    assert_eq!(both_directions(&valid), (sj.clone(), sj));
+    let fakes = [
+        (
+            "two Content-Type fields at the top",
+            valid.replacen(
+                "Content-Type: multipart/mixed;",
+                "Content-Type: text/plain\r\nContent-Type: multipart/mixed;",
+                1,
+            ),
+        ),
+        (
+            "two Content-Type fields at the top, the other order",
+            valid.replacen(
+                "MIME-Version: 1.0\r\n",
+                "MIME-Version: 1.0\r\nContent-Type: text/html\r\n",
+                1,
+            ),
+        ),
+        (
+            "two Content-Type fields in the part",
+            valid.replacen(
+                "Content-Type: text/plain; charset=utf-8\r\n",
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Type: text/html\r\n",
+                1,
+            ),
+        ),
+        (
+            "two boundaries",
+            valid.replacen(
+                "boundary=\"XzY-boundary-1\"",
+                "boundary=\"XzY-boundary-1\"; boundary=\"other\"",
+                1,
+            ),
+        ),
+        (
+            "a second part hidden behind a near-delimiter",
+            valid.replacen(
+                "--XzY-boundary-1--",
+                "--XzY-boundary-1x\r\nContent-Type: text/html\r\n\r\n<b>ad</b>\r\n--XzY-boundary-1--",
+                1,
+            ),
+        ),
+        (
+            "multipart/alternative",
+            valid.replace("multipart/mixed", "multipart/alternative"),
+        ),
+        (
+            "an html part",
+            valid.replace("text/plain; charset=utf-8", "text/html"),
+        ),
+        (
+            "uuencoded text",
+            valid.replacen(
+                "Content-Type: text/plain; charset=utf-8\r\n",
+                "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: x-uuencode\r\n",
+                1,
+            ),
+        ),
+    ];
+    for (name, raw) in &fakes {
+        assert_eq!(both_directions(raw), (UNENCRYPTED, UNENCRYPTED), "{name}");
+    }
+}
+
+#[test]
+fn ambiguity_refuses_cleartext_for_recipients_that_take_it() {
+    // Carol takes cleartext, but a message with two readings is refused on every path.
+    let carol = "carol@chat.example.org";
+    let e = env_with(REMOTE_SENDER, &[carol], |_| false);
+    let ok = plain(REMOTE_SENDER, carol, "hi");
+    assert_eq!(
+        evaluate(Direction::Inbound, &e, ok.as_bytes()).verdict,
+        Verdict::Accept(Accepted::RecipientsAcceptCleartext)
+    );
+    let twice = ok.replacen(
+        "Content-Type: text/plain",
+        "Content-Type: multipart/mixed; boundary=x\r\nContent-Type: text/plain",
+        1,
+    );
+    let out = evaluate(Direction::Inbound, &e, twice.as_bytes());
+    assert_eq!(out.verdict, UNENCRYPTED);
+    assert!(matches!(
+        out.not_encrypted,
+        Some(NotEncrypted::Ambiguous(_))
+    ));
 }

@@ -66,6 +66,17 @@ pub enum Created {
     Existing(String),
 }
 
+/// What an account says about incoming mail ([`Mailbox::incoming`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// No account of this name (no password file, or an empty one).
+    NoAccount,
+    /// The account has no `enforceE2EEincoming` flag.
+    AcceptsCleartext,
+    /// The account refuses incoming cleartext.
+    EnforcesE2ee,
+}
+
 /// Outcome of [`Mailbox::set_last_login`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum LastLogin {
@@ -148,6 +159,24 @@ impl Mailbox {
             }
         }
         result
+    }
+
+    /// Whether the account exists and whether it takes incoming cleartext, as the disk says
+    /// now. A password file that is missing or empty is no account; an error reading it is
+    /// returned (the caller cannot tell, and must not guess). The flag follows
+    /// [`Mailbox::enforces_e2ee_incoming`]: when in doubt, enforcing.
+    pub fn incoming(&self) -> io::Result<Incoming> {
+        match fs::metadata(self.password_path()) {
+            Ok(m) if m.is_file() && m.len() > 0 => {}
+            Ok(_) => return Ok(Incoming::NoAccount),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Incoming::NoAccount),
+            Err(e) => return Err(e),
+        }
+        Ok(if self.enforces_e2ee_incoming() {
+            Incoming::EnforcesE2ee
+        } else {
+            Incoming::AcceptsCleartext
+        })
     }
 
     /// True if the account refuses incoming cleartext. An unreadable directory counts as
@@ -247,6 +276,24 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn incoming_reads_account_and_flag() {
+        let (_d, mb) = setup();
+        assert_eq!(mb.incoming().unwrap(), Incoming::NoAccount);
+        fsutil::create_private_dir(mb.dir()).unwrap();
+        fs::write(mb.password_path(), "").unwrap();
+        assert_eq!(mb.incoming().unwrap(), Incoming::NoAccount);
+        fs::remove_file(mb.password_path()).unwrap();
+        mb.create_password("{X}p").unwrap();
+        assert_eq!(mb.incoming().unwrap(), Incoming::EnforcesE2ee);
+        fs::remove_file(mb.dir().join(ENFORCE_E2EE_INCOMING)).unwrap();
+        assert_eq!(mb.incoming().unwrap(), Incoming::AcceptsCleartext);
+        // a directory where the password file should be is no account either
+        let (_d2, other) = setup();
+        fs::create_dir_all(other.password_path()).unwrap();
+        assert_eq!(other.incoming().unwrap(), Incoming::NoAccount);
     }
 
     #[test]

@@ -75,19 +75,23 @@ impl Address {
         &self.full[self.at + 1..]
     }
 
-    /// The mailbox this address delivers to: lowercased, and with a `+detail` suffix of the
-    /// local part removed (Postfix and Dovecot use `+` as recipient delimiter).
-    pub fn mailbox_address(&self) -> Address {
-        let local = self.local_part().to_lowercase();
-        let local = match local.split_once('+') {
-            Some((base, _)) if !base.is_empty() => base.to_string(),
-            _ => local,
-        };
-        let full = format!("{local}@{}", self.domain().to_lowercase());
-        Address {
-            at: local.len(),
-            full,
+    /// The mailbox Dovecot delivers this address to: [`Address::delivery_mailbox_of`] its
+    /// local part and domain.
+    pub fn delivery_mailbox(&self) -> Option<Address> {
+        Address::delivery_mailbox_of(self.local_part(), self.domain())
+    }
+
+    /// The mailbox Dovecot delivers `local@domain` to, with the relay's settings
+    /// (`recipient_delimiter = +`, `auth_username_format = %Lu`): the local part cut at its
+    /// first `+`, then ASCII letters lower-cased (Dovecot's `%L` leaves every other character
+    /// alone, and so does this). `None` when nothing is left of the local part or the result
+    /// is no valid address.
+    pub fn delivery_mailbox_of(local: &str, domain: &str) -> Option<Address> {
+        let local = local.split_once('+').map_or(local, |(base, _)| base);
+        if local.is_empty() {
+            return None;
         }
+        Address::parse(&format!("{local}@{domain}").to_ascii_lowercase()).ok()
     }
 }
 
@@ -130,13 +134,23 @@ mod tests {
     }
 
     #[test]
-    fn mailbox_address_strips_detail_and_case() {
-        let a = Address::parse("User+Tag@Example.ORG").unwrap();
-        assert_eq!(a.mailbox_address().as_str(), "user@example.org");
-        assert_eq!(a.mailbox_address().local_part(), "user");
+    fn delivery_mailbox_is_dovecots_user() {
+        let a = Address::parse("User+Tag+More@Example.ORG").unwrap();
+        let m = a.delivery_mailbox().unwrap();
+        assert_eq!(m.as_str(), "user@example.org");
+        assert_eq!(m.local_part(), "user");
+        // nothing before the delimiter: no user at all (Dovecot would look up "@d")
+        assert_eq!(Address::parse("+x@d").unwrap().delivery_mailbox(), None);
+        // only ASCII is folded, as Dovecot's %L does: the Kelvin sign stays what it is
+        let kelvin = Address::parse("\u{212A}abc@d").unwrap();
+        assert_eq!(kelvin.delivery_mailbox().unwrap().as_str(), "\u{212A}abc@d");
         assert_eq!(
-            Address::parse("+x@d").unwrap().mailbox_address().as_str(),
-            "+x@d"
+            Address::parse("ÄBC@d")
+                .unwrap()
+                .delivery_mailbox()
+                .unwrap()
+                .as_str(),
+            "Äbc@d"
         );
     }
 
@@ -147,9 +161,10 @@ mod tests {
                 let comps: Vec<_> = Path::new(a.as_str()).components().collect();
                 prop_assert_eq!(comps.len(), 1);
                 prop_assert!(matches!(comps[0], Component::Normal(_)));
-                let m = a.mailbox_address();
-                let comps: Vec<_> = Path::new(m.as_str()).components().collect();
-                prop_assert!(matches!(comps.as_slice(), [Component::Normal(_)]));
+                if let Some(m) = a.delivery_mailbox() {
+                    let comps: Vec<_> = Path::new(m.as_str()).components().collect();
+                    prop_assert!(matches!(comps.as_slice(), [Component::Normal(_)]));
+                }
             }
         }
     }

@@ -7,5 +7,5 @@
 mod account;
 mod address;
 
-pub use account::{Created, DAY, LastLogin, Mailbox, Mailboxes, login_day};
+pub use account::{Created, DAY, Incoming, LastLogin, Mailbox, Mailboxes, login_day};
 pub use address::{Address, AddressError};

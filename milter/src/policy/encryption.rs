@@ -3,13 +3,14 @@
 //! Top level `multipart/encrypted` with exactly two parts, neither of them multipart:
 //! `application/pgp-encrypted` whose body, trimmed, is `Version: 1`, then
 //! `application/octet-stream` holding an ASCII-armored message that passes
-//! [`check_armored_message`]. A part with two `Content-Type` or `Content-Transfer-Encoding`
-//! headers is refused, so that no reader can see a different structure than we did.
+//! [`check_armored_message`]. The caller checks first that the structure has one reading
+//! only ([`super::structure`]), so no reader sees other parts than these.
 
-use mail_parser::{HeaderName, Message, MessagePart, MimeHeaders, PartType};
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use super::armor::{ArmorError, ArmorHeaders, check_armored_message};
 use super::openpgp::PacketSummary;
+use super::structure::Ambiguity;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotEncrypted {
@@ -23,8 +24,8 @@ pub enum NotEncrypted {
     PartType(usize),
     #[error("the application/pgp-encrypted part is not 'Version: 1'")]
     VersionPart,
-    #[error("ambiguous MIME headers (repeated Content-Type or Content-Transfer-Encoding)")]
-    AmbiguousHeaders,
+    #[error("ambiguous MIME structure: {0}")]
+    Ambiguous(#[from] Ambiguity),
     #[error("armor: {0}")]
     Armor(#[from] ArmorError),
 }
@@ -38,7 +39,6 @@ pub fn check_encrypted(
     if !root.is_content_type("multipart", "encrypted") {
         return Err(NotEncrypted::NotMultipartEncrypted);
     }
-    unambiguous(root)?;
     let PartType::Multipart(children) = &root.body else {
         return Err(NotEncrypted::NotMultipartEncrypted);
     };
@@ -52,7 +52,6 @@ pub fn check_encrypted(
         if matches!(p.body, PartType::Multipart(_) | PartType::Message(_)) {
             return Err(NotEncrypted::NestedPart(i + 1));
         }
-        unambiguous(p)?;
         Ok(p)
     };
     let control = part(0)?;
@@ -67,12 +66,4 @@ pub fn check_encrypted(
         return Err(NotEncrypted::PartType(2));
     }
     Ok(check_armored_message(payload.contents(), headers)?)
-}
-
-fn unambiguous(part: &MessagePart<'_>) -> Result<(), NotEncrypted> {
-    let count = |name: &HeaderName<'_>| part.headers.iter().filter(|h| &h.name == name).count();
-    if count(&HeaderName::ContentType) > 1 || count(&HeaderName::ContentTransferEncoding) > 1 {
-        return Err(NotEncrypted::AmbiguousHeaders);
-    }
-    Ok(())
 }

@@ -42,12 +42,46 @@ impl Sender {
     }
 }
 
+/// One recipient the milter let through at `RCPT TO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipient {
+    /// An existing mailbox of this relay (the name Dovecot delivers to), and whether it
+    /// refused incoming cleartext when `RCPT TO` was checked.
+    Mailbox {
+        mailbox: Address,
+        enforces_e2ee: bool,
+    },
+    /// Anything else: another domain (outbound), or a recipient of Postfix's own mail,
+    /// which is never looked up. Never a recipient that accepts cleartext.
+    Other(String),
+}
+
+impl Recipient {
+    /// A mailbox that takes incoming cleartext.
+    pub fn accepts_cleartext(&self) -> bool {
+        matches!(
+            self,
+            Recipient::Mailbox {
+                enforces_e2ee: false,
+                ..
+            }
+        )
+    }
+
+    /// The mailbox, for a recipient of this relay.
+    pub fn mailbox(&self) -> Option<&Address> {
+        match self {
+            Recipient::Mailbox { mailbox, .. } => Some(mailbox),
+            Recipient::Other(_) => None,
+        }
+    }
+}
+
 /// Envelope of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub sender: Sender,
-    /// `RCPT TO` addresses, angle brackets removed, as given.
-    pub recipients: Vec<String>,
+    pub recipients: Vec<Recipient>,
 }
 
 /// `<a@b>` → `a@b`; surrounding white space is ignored; a missing bracket is tolerated.

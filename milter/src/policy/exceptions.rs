@@ -1,73 +1,64 @@
-//! Cleartext messages that may pass all the same (spec §6, "Exceptions").
+//! Cleartext that may pass all the same (spec §6, "Exceptions"). Each exception is an exact
+//! shape, checked on a message whose MIME structure has one reading only
+//! ([`super::structure`]); anything near it but not it is refused.
 
-use chatmail_common::mailbox::Address;
-use mail_parser::{HeaderName, Message, MimeHeaders, PartType};
+use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
-use super::envelope::Envelope;
+use super::envelope::{Envelope, Recipient, Sender};
+use super::fields;
+use super::from_header::single_from_address;
 
-/// The raw values of every top-level header called `name`, trimmed.
-fn header_values<'a>(msg: &'a Message<'_>, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
-    let raw = msg.raw_message();
-    msg.root_part()
-        .headers
-        .iter()
-        .filter(move |h| h.name.as_str().eq_ignore_ascii_case(name))
-        .map(move |h| {
-            raw.get(h.offset_start as usize..h.offset_end as usize)
-                .unwrap_or_default()
-                .trim_ascii()
-        })
-}
-
-/// The only value of a header that must occur once; `None` if absent or repeated.
-fn single_header<'a>(msg: &'a Message<'_>, name: &'a str) -> Option<&'a [u8]> {
-    let mut values = header_values(msg, name);
-    let first = values.next()?;
-    values.next().is_none().then_some(first)
-}
-
-/// The address of the only `From` header, if it holds exactly one address.
-pub fn single_from_address(msg: &Message<'_>) -> Option<String> {
-    let count = msg
-        .root_part()
-        .headers
-        .iter()
-        .filter(|h| h.name == HeaderName::From)
-        .count();
-    if count != 1 {
+/// The children of a multipart root, each a single part (no multipart, no attached
+/// message); `None` for anything else.
+fn leaf_children<'a>(msg: &'a Message<'_>) -> Option<Vec<&'a MessagePart<'a>>> {
+    let PartType::Multipart(ids) = &msg.root_part().body else {
         return None;
-    }
-    let list = msg.from()?.as_list()?;
-    match list {
-        [one] => one.address().map(str::to_string),
-        _ => None,
-    }
+    };
+    ids.iter()
+        .map(|id| msg.part(*id))
+        .collect::<Option<Vec<_>>>()
 }
 
-/// Secure-Join handshake start (`vc-request`/`vg-request`): a `Secure-Join` header with that
-/// value, and a multipart message with exactly one `text/plain` part whose text, trimmed
-/// and lower-cased, is `secure-join: <same value>`.
+fn is_multipart(part: &MessagePart<'_>) -> bool {
+    matches!(part.body, PartType::Multipart(_))
+}
+
+/// A text part that counts as `text/plain`: that type, or none at all (the default).
+fn is_plain_text(part: &MessagePart<'_>) -> bool {
+    (part.content_type().is_none() || part.is_content_type("text", "plain"))
+        && matches!(part.body, PartType::Text(_))
+}
+
+/// `Content-Transfer-Encoding` absent or one every reader decodes alike.
+fn plain_transfer_encoding(part: &MessagePart<'_>) -> bool {
+    part.content_transfer_encoding().is_none_or(|cte| {
+        ["7bit", "8bit", "quoted-printable", "base64"]
+            .iter()
+            .any(|known| cte.eq_ignore_ascii_case(known))
+    })
+}
+
+/// Secure-Join handshake start (`vc-request`/`vg-request`), as Delta Chat sends it: one
+/// `Secure-Join` field with that value, a `multipart/mixed` root with exactly one
+/// `text/plain` part whose text, trimmed and lower-cased, is `secure-join: <same value>`.
 pub fn is_securejoin_request(msg: &Message<'_>) -> bool {
-    let Some(value) = single_header(msg, "Secure-Join") else {
+    let Some(value) = fields::single(msg, "Secure-Join") else {
         return false;
     };
     let kind = value.to_ascii_lowercase();
     if kind != b"vc-request" && kind != b"vg-request" {
         return false;
     }
-    let PartType::Multipart(children) = &msg.root_part().body else {
-        return false;
-    };
-    let [only] = children.as_slice() else {
-        return false;
-    };
-    let Some(part) = msg.part(*only) else {
-        return false;
-    };
-    if !part.is_content_type("text", "plain") && part.content_type().is_some() {
+    if !msg.root_part().is_content_type("multipart", "mixed") {
         return false;
     }
-    if !matches!(part.body, PartType::Text(_)) {
+    let Some(children) = leaf_children(msg) else {
+        return false;
+    };
+    let [part] = children.as_slice() else {
+        return false;
+    };
+    if !is_plain_text(part) || !plain_transfer_encoding(part) {
         return false;
     }
     let mut expected = b"secure-join: ".to_vec();
@@ -75,53 +66,79 @@ pub fn is_securejoin_request(msg: &Message<'_>) -> bool {
     part.contents().trim_ascii().to_ascii_lowercase() == expected
 }
 
-/// Outbound Autocrypt Setup Message: sent by a user to themselves only, top level
-/// `multipart/mixed`, marked by the `Autocrypt-Setup-Message: v1` header or by the subject
+/// Outbound Autocrypt Setup Message: sent by a user to their own mailbox only, top level
+/// `multipart/mixed`, marked by the `Autocrypt-Setup-Message: v1` field or by the subject
 /// `Autocrypt Setup Message`. (Postfix rewrites the subject to `[...]` before a milter sees
-/// it, so the header is what matters on the real stack.)
+/// it, so the field is what matters on the real stack.)
 pub fn is_autocrypt_setup_message(msg: &Message<'_>, envelope: &Envelope) -> bool {
-    let Some(sender) = envelope.sender.address() else {
+    let Some(own) = envelope.sender.address().and_then(|a| a.delivery_mailbox()) else {
         return false;
     };
-    let [rcpt] = envelope.recipients.as_slice() else {
+    let [only] = envelope.recipients.as_slice() else {
         return false;
     };
-    if !rcpt.eq_ignore_ascii_case(sender.as_str()) {
+    if only.mailbox() != Some(&own) {
         return false;
     }
     if !msg.root_part().is_content_type("multipart", "mixed") {
         return false;
     }
-    single_header(msg, "Autocrypt-Setup-Message").is_some_and(|v| v.eq_ignore_ascii_case(b"v1"))
+    fields::single(msg, "Autocrypt-Setup-Message").is_some_and(|v| v.eq_ignore_ascii_case(b"v1"))
         || msg.subject() == Some("Autocrypt Setup Message")
 }
 
-/// Inbound delivery status notification from a mail server: non-empty `Auto-Submitted`,
-/// From address `mailer-daemon@...`, top level `multipart/report`. Returns the From address.
-pub fn mailer_daemon_bounce(msg: &Message<'_>) -> Option<String> {
-    let auto_submitted = single_header(msg, "Auto-Submitted")?;
-    if auto_submitted.is_empty() {
+/// A delivery status notification (RFC 3464) from a mail server: the null envelope sender,
+/// an `Auto-Submitted` field saying so, a `MAILER-DAEMON@` From, and a
+/// `multipart/report; report-type=delivery-status` of exactly the parts a DSN has: the
+/// human-readable `text/plain`, the `message/delivery-status`, and at most the returned
+/// message or its headers. Returns the From address.
+pub fn delivery_status_notification(msg: &Message<'_>, sender: &Sender) -> Option<String> {
+    if *sender != Sender::Null {
         return None;
     }
-    if !msg.root_part().is_content_type("multipart", "report") {
+    let auto_submitted = fields::single(msg, "Auto-Submitted")?.to_ascii_lowercase();
+    let keyword = auto_submitted
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if !matches!(
+        keyword,
+        b"auto-replied" | b"auto-generated" | b"auto-notified"
+    ) {
         return None;
     }
     let from = single_from_address(msg)?;
-    from.to_ascii_lowercase()
-        .starts_with("mailer-daemon@")
-        .then_some(from)
+    if !from.to_ascii_lowercase().starts_with("mailer-daemon@") {
+        return None;
+    }
+    let root = msg.root_part();
+    let report_type = root.content_type()?.attribute("report-type")?;
+    if !root.is_content_type("multipart", "report")
+        || !report_type.eq_ignore_ascii_case("delivery-status")
+    {
+        return None;
+    }
+    let children = leaf_children(msg)?;
+    let (text, status, returned) = match children.as_slice() {
+        [text, status] => (text, status, None),
+        [text, status, returned] => (text, status, Some(returned)),
+        _ => return None,
+    };
+    let status_ok = status.is_content_type("message", "delivery-status")
+        || status.is_content_type("message", "global-delivery-status");
+    let returned_ok = returned.is_none_or(|r| {
+        r.is_content_type("message", "rfc822")
+            || r.is_content_type("message", "global")
+            || r.is_content_type("text", "rfc822-headers")
+            || r.is_content_type("message", "global-headers")
+    });
+    let single_parts = !is_multipart(status) && returned.is_none_or(|r| !is_multipart(r));
+    (is_plain_text(text) && status_ok && returned_ok && single_parts).then_some(from)
 }
 
-/// True when every recipient accepts cleartext, i.e. its mailbox has no
-/// `enforceE2EEincoming` flag. `user+tag@D` counts as `user@D`; an address that cannot be a
-/// mailbox never accepts cleartext.
-pub fn recipients_accept_cleartext(
-    recipients: &[String],
-    enforces_e2ee: &dyn Fn(&Address) -> bool,
-) -> bool {
-    !recipients.is_empty()
-        && recipients.iter().all(|r| match Address::parse(r) {
-            Ok(a) => !enforces_e2ee(&a.mailbox_address()),
-            Err(_) => false,
-        })
+/// True when there are recipients and every one is a mailbox of this relay that takes
+/// incoming cleartext (no `enforceE2EEincoming`).
+pub fn recipients_accept_cleartext(recipients: &[Recipient]) -> bool {
+    !recipients.is_empty() && recipients.iter().all(Recipient::accepts_cleartext)
 }

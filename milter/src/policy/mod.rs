@@ -1,20 +1,26 @@
 //! What may pass (spec §6), as pure functions of the envelope and the message bytes.
 //!
+//! * [`structure`]: MIME structure with one reading only, before any rule looks at parts;
 //! * [`openpgp`]: the packet sequence inside the armor;
 //! * [`armor`]: the ASCII armor;
 //! * [`encryption`]: the RFC 3156 MIME structure;
 //! * [`exceptions`]: cleartext that may pass all the same;
-//! * [`envelope`]: MAIL FROM / RCPT TO;
+//! * [`from_header`]: the From field (outbound: it must be the envelope sender);
+//! * [`recipient`]: which mailbox a recipient reaches;
+//! * [`envelope`]: MAIL FROM / RCPT TO as checked;
 //! * [`verdict`]: outcomes, SMTP replies, log lines.
 
 pub mod armor;
 pub mod encryption;
 pub mod envelope;
 pub mod exceptions;
+mod fields;
+pub mod from_header;
 pub mod openpgp;
+pub mod recipient;
+pub mod structure;
 pub mod verdict;
 
-use chatmail_common::mailbox::Address;
 use mail_parser::{Message, MessageParser};
 
 use armor::ArmorHeaders;
@@ -83,106 +89,97 @@ pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
     MessageParser::default().parse(raw)
 }
 
-/// Only the encryption check (RFC 3156 structure, armor, packets) on raw message bytes.
+/// Only the encryption check (one reading of the structure, RFC 3156, armor, packets) on raw
+/// message bytes.
 pub fn is_encrypted(direction: Direction, raw: &[u8]) -> Result<(), NotEncrypted> {
-    let msg = parse(raw).ok_or(NotEncrypted::NotMultipartEncrypted)?;
-    check_encrypted(&msg, direction.armor_headers()).map(|_| ())
-}
-
-/// The end-of-message decision. `enforces_e2ee` tells whether a mailbox refuses incoming
-/// cleartext (it is only asked for inbound cleartext).
-pub fn evaluate(
-    direction: Direction,
-    envelope: &Envelope,
-    raw: &[u8],
-    enforces_e2ee: &dyn Fn(&Address) -> bool,
-) -> Evaluation {
-    let msg = parse(raw);
-    match direction {
-        Direction::Outbound => evaluate_outbound(envelope, msg.as_ref()),
-        Direction::Inbound => evaluate_inbound(envelope, msg.as_ref(), enforces_e2ee),
-        Direction::Internal => evaluate_internal(msg.as_ref()),
+    match not_encrypted(parse(raw).as_ref(), direction.armor_headers()) {
+        None => Ok(()),
+        Some(why) => Err(why),
     }
 }
 
-/// Why a (possibly unparsable) message is not encrypted; `None` when it is.
+/// The end-of-message decision on the envelope as checked at `RCPT TO` and the message.
+pub fn evaluate(direction: Direction, envelope: &Envelope, raw: &[u8]) -> Evaluation {
+    let msg = parse(raw);
+    match direction {
+        Direction::Outbound => evaluate_outbound(envelope, msg.as_ref()),
+        Direction::Inbound => evaluate_inbound(envelope, msg.as_ref()),
+        Direction::Internal => evaluate_internal(envelope, msg.as_ref()),
+    }
+}
+
+/// Why a (possibly unparsable) message is not encrypted; `None` when it is. A structure with
+/// more than one reading is never encrypted, and no exception applies to it.
 fn not_encrypted(msg: Option<&Message<'_>>, armor: ArmorHeaders) -> Option<NotEncrypted> {
-    match msg {
-        None => Some(NotEncrypted::NotMultipartEncrypted),
-        Some(msg) => check_encrypted(msg, armor).err(),
+    let Some(msg) = msg else {
+        return Some(NotEncrypted::NotMultipartEncrypted);
+    };
+    if let Err(ambiguity) = structure::check_unambiguous(msg) {
+        return Some(NotEncrypted::Ambiguous(ambiguity));
+    }
+    check_encrypted(msg, armor).err()
+}
+
+/// The cleartext verdict: an exception that `exception` finds, unless the structure was
+/// ambiguous (then no exception is even looked for).
+fn cleartext(
+    msg: Option<&Message<'_>>,
+    why: NotEncrypted,
+    exception: impl FnOnce(&Message<'_>) -> Option<Accepted>,
+) -> Evaluation {
+    let accepted = match (&why, msg) {
+        (NotEncrypted::Ambiguous(_), _) | (_, None) => None,
+        (_, Some(msg)) => exception(msg),
+    };
+    Evaluation {
+        verdict: accepted.map_or(Verdict::Refuse(Refused::Unencrypted), Verdict::Accept),
+        not_encrypted: Some(why),
     }
 }
 
 /// Postfix's own mail: its bounces pass (and get signed); anything else, e.g. from
 /// sendmail(1) on this machine, must be encrypted like a user's.
-fn evaluate_internal(msg: Option<&Message<'_>>) -> Evaluation {
+fn evaluate_internal(envelope: &Envelope, msg: Option<&Message<'_>>) -> Evaluation {
     let Some(why) = not_encrypted(msg, ArmorHeaders::Refuse) else {
         return Evaluation::new(Verdict::Accept(Accepted::Encrypted));
     };
-    let verdict = match msg.and_then(exceptions::mailer_daemon_bounce) {
-        Some(from) => Verdict::Accept(Accepted::MailerDaemonBounce(from)),
-        None => Verdict::Refuse(Refused::Unencrypted),
-    };
-    Evaluation {
-        verdict,
-        not_encrypted: Some(why),
-    }
+    cleartext(msg, why, |msg| {
+        exceptions::delivery_status_notification(msg, &envelope.sender)
+            .map(Accepted::MailerDaemonBounce)
+    })
 }
 
 fn evaluate_outbound(envelope: &Envelope, msg: Option<&Message<'_>>) -> Evaluation {
-    let Some(sender) = envelope.sender.address() else {
-        return Evaluation::new(Verdict::Refuse(Refused::InvalidSender(
-            envelope.sender.as_str().to_string(),
-        )));
-    };
-    let Some(msg) = msg else {
-        return Evaluation::new(Verdict::Refuse(Refused::InvalidFromHeader));
-    };
-    let Some(from) = exceptions::single_from_address(msg) else {
-        return Evaluation::new(Verdict::Refuse(Refused::InvalidFromHeader));
-    };
-    if !from.eq_ignore_ascii_case(sender.as_str()) {
-        return Evaluation::new(Verdict::Refuse(Refused::FromMismatch {
-            header: from,
-            envelope: sender.to_string(),
-        }));
+    if let Err(refused) = from_header::check_from_is_sender(msg, &envelope.sender) {
+        return Evaluation::new(Verdict::Refuse(refused));
     }
-    let why = match check_encrypted(msg, ArmorHeaders::Refuse) {
-        Ok(_) => return Evaluation::new(Verdict::Accept(Accepted::Encrypted)),
-        Err(why) => why,
+    let Some(why) = not_encrypted(msg, ArmorHeaders::Refuse) else {
+        return Evaluation::new(Verdict::Accept(Accepted::Encrypted));
     };
-    let verdict = if exceptions::is_securejoin_request(msg) {
-        Verdict::Accept(Accepted::SecureJoin)
-    } else if exceptions::is_autocrypt_setup_message(msg, envelope) {
-        Verdict::Accept(Accepted::AutocryptSetupMessage)
-    } else {
-        Verdict::Refuse(Refused::Unencrypted)
-    };
-    Evaluation {
-        verdict,
-        not_encrypted: Some(why),
-    }
+    cleartext(msg, why, |msg| {
+        if exceptions::is_securejoin_request(msg) {
+            Some(Accepted::SecureJoin)
+        } else if exceptions::is_autocrypt_setup_message(msg, envelope) {
+            Some(Accepted::AutocryptSetupMessage)
+        } else {
+            None
+        }
+    })
 }
 
-fn evaluate_inbound(
-    envelope: &Envelope,
-    msg: Option<&Message<'_>>,
-    enforces_e2ee: &dyn Fn(&Address) -> bool,
-) -> Evaluation {
+fn evaluate_inbound(envelope: &Envelope, msg: Option<&Message<'_>>) -> Evaluation {
     let Some(why) = not_encrypted(msg, ArmorHeaders::Allow) else {
         return Evaluation::new(Verdict::Accept(Accepted::Encrypted));
     };
-    let verdict = if msg.is_some_and(exceptions::is_securejoin_request) {
-        Verdict::Accept(Accepted::SecureJoin)
-    } else if let Some(from) = msg.and_then(exceptions::mailer_daemon_bounce) {
-        Verdict::Accept(Accepted::MailerDaemonBounce(from))
-    } else if exceptions::recipients_accept_cleartext(&envelope.recipients, enforces_e2ee) {
-        Verdict::Accept(Accepted::RecipientsAcceptCleartext)
-    } else {
-        Verdict::Refuse(Refused::Unencrypted)
-    };
-    Evaluation {
-        verdict,
-        not_encrypted: Some(why),
-    }
+    cleartext(msg, why, |msg| {
+        if exceptions::is_securejoin_request(msg) {
+            Some(Accepted::SecureJoin)
+        } else if let Some(from) = exceptions::delivery_status_notification(msg, &envelope.sender) {
+            Some(Accepted::MailerDaemonBounce(from))
+        } else if exceptions::recipients_accept_cleartext(&envelope.recipients) {
+            Some(Accepted::RecipientsAcceptCleartext)
+        } else {
+            None
+        }
+    })
 }

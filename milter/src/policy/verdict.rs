@@ -31,6 +31,11 @@ pub enum Refused {
     FromMismatch { header: String, envelope: String },
     /// Cleartext without an exception.
     Unencrypted,
+    /// A recipient (as given) that names no existing mailbox of this relay, or (inbound)
+    /// no mailbox of this relay at all.
+    UnknownRecipient(String),
+    /// A recipient's mailbox could not be read: whether it exists is unknown for now.
+    RecipientUnreadable(String),
     /// The message is larger than the milter buffers.
     TooBig,
     /// Too many large messages in progress at once (the shared buffer budget is used up).
@@ -94,6 +99,22 @@ impl Refused {
                 ),
             ),
             Refused::Unencrypted => ("523", "5.7.1", ENCRYPTION_NEEDED.to_string()),
+            Refused::UnknownRecipient(r) => (
+                "550",
+                "5.1.1",
+                format!(
+                    "<{}>: Recipient address rejected: User unknown",
+                    reply_safe(r)
+                ),
+            ),
+            Refused::RecipientUnreadable(r) => (
+                "451",
+                "4.3.0",
+                format!(
+                    "<{}>: Recipient address lookup failed, try again later",
+                    reply_safe(r)
+                ),
+            ),
             Refused::TooBig => (
                 "552",
                 "5.3.4",
@@ -160,6 +181,18 @@ pub fn log_text(direction: Direction, verdict: &Verdict, sender: &str) -> String
         Verdict::Refuse(Refused::Unencrypted) => {
             format!("{dir}: Filtering unencrypted mail. Rejected unencrypted mail from: {sender}")
         }
+        Verdict::Refuse(Refused::UnknownRecipient(r)) => {
+            format!(
+                "{dir}: Rejected unknown recipient <{}> from: {sender}",
+                reply_safe(r)
+            )
+        }
+        Verdict::Refuse(Refused::RecipientUnreadable(r)) => {
+            format!(
+                "{dir}: Cannot read the mailbox of recipient <{}>; tempfailed from: {sender}",
+                reply_safe(r)
+            )
+        }
         Verdict::Refuse(Refused::FromMismatch { header, envelope }) => format!(
             "{dir}: Rejected mail with From <{}> for envelope sender <{}>",
             reply_safe(header),
@@ -217,6 +250,17 @@ mod tests {
             .reply()
             .line(),
             "550 5.7.1 Invalid FROM <c@x.org> for <a@x.org>"
+        );
+        assert_eq!(
+            Refused::UnknownRecipient("nobody@x.org".into())
+                .reply()
+                .line(),
+            "550 5.1.1 <nobody@x.org>: Recipient address rejected: User unknown"
+        );
+        assert!(
+            Refused::RecipientUnreadable("a@x.org".into())
+                .reply()
+                .is_temporary()
         );
         assert!(Refused::Internal.reply().is_temporary());
         assert!(Refused::ConfigurationError("x").reply().is_temporary());

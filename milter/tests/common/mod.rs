@@ -19,6 +19,7 @@ use chatmail_milter::dkim::Dkim;
 use chatmail_milter::listener::{self, Bound, ServeConfig};
 use chatmail_milter::message::BufferBudget;
 use chatmail_milter::policy::Direction;
+use chatmail_milter::policy::envelope::Recipient;
 use chatmail_milter::ratelimit::SendLimiter;
 use chatmail_milter::session::Shared;
 use indymilter_test::{EomActions, MacroStage, ProtoOpts, Status, TestConnection};
@@ -195,6 +196,7 @@ pub fn gpg_symmetric(inputs: &[(&[u8], &[&str])]) -> Option<Vec<String>> {
 // MIME messages (CRLF)
 
 /// One MIME body part.
+#[derive(Clone)]
 pub struct Part {
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -408,6 +410,8 @@ pub struct MilterSettings {
     pub budget: usize,
     /// DKIM signing and verification; off (as on an IP-only relay) by default.
     pub dkim: Option<Dkim>,
+    /// The relay's address domain.
+    pub mail_domain: String,
 }
 
 impl Default for MilterSettings {
@@ -418,6 +422,7 @@ impl Default for MilterSettings {
             max_message_size: 31_457_280,
             budget: 512 * 1024 * 1024,
             dkim: None,
+            mail_domain: DOMAIN.to_string(),
         }
     }
 }
@@ -435,6 +440,7 @@ impl TestMilter {
                 NonZeroU32::new(settings.per_minute).unwrap(),
                 NonZeroU32::new(settings.burst).unwrap(),
             ),
+            mail_domain: settings.mail_domain,
             mailboxes: Mailboxes::new(mailboxes.clone()),
             buffer_limit: Shared::buffer_limit_for(settings.max_message_size),
             budget: Arc::new(BufferBudget::new(settings.budget)),
@@ -605,6 +611,20 @@ pub async fn transaction_with_actions(
     raw: &[u8],
     lf_folds: bool,
 ) -> (Outcome, Option<EomActions>) {
+    let rcpts: Vec<(&str, &str)> = rcpts.iter().map(|r| (*r, *r)).collect();
+    transaction_resolved(conn, auth, from, &rcpts, raw, lf_folds).await
+}
+
+/// One transaction whose recipients are `(as the client wrote it, as Postfix resolved it)`:
+/// Postfix sends the resolved address as the `{rcpt_addr}` macro before each RCPT.
+pub async fn transaction_resolved(
+    conn: &mut TestConnection,
+    auth: Option<&str>,
+    from: &str,
+    rcpts: &[(&str, &str)],
+    raw: &[u8],
+    lf_folds: bool,
+) -> (Outcome, Option<EomActions>) {
     match auth {
         Some(a) => conn
             .macros(MacroStage::Mail, [("{auth_authen}", a)])
@@ -619,8 +639,11 @@ pub async fn transaction_with_actions(
     if s != Status::Continue {
         return (Outcome::Mail(s), None);
     }
-    for r in rcpts {
-        let s = conn.rcpt([format!("<{r}>")]).await.unwrap();
+    for (given, resolved) in rcpts {
+        conn.macros(MacroStage::Rcpt, [("{rcpt_addr}", *resolved)])
+            .await
+            .unwrap();
+        let s = conn.rcpt([format!("<{given}>")]).await.unwrap();
         if !matches!(s, Status::Continue | Status::Noreply) {
             return (Outcome::Rcpt(s), None);
         }
@@ -692,6 +715,17 @@ pub async fn submit(m: &TestMilter, from: &str, rcpts: &[&str], raw: &str) -> Ou
 /// `send` on the inbound listener, unauthenticated.
 pub async fn deliver(m: &TestMilter, from: &str, rcpts: &[&str], raw: &str) -> Outcome {
     send(&m.inbound, None, from, rcpts, raw.as_bytes()).await
+}
+
+/// The recipient as the milter records it at RCPT: an existing mailbox of this relay.
+pub fn local_recipient(addr: &str, enforces_e2ee: bool) -> Recipient {
+    Recipient::Mailbox {
+        mailbox: chatmail_common::mailbox::Address::parse(addr)
+            .unwrap()
+            .delivery_mailbox()
+            .unwrap(),
+        enforces_e2ee,
+    }
 }
 
 pub const ENCRYPTION_NEEDED: &str = "523 5.7.1 Encryption Needed: Invalid Unencrypted Mail";

@@ -1,0 +1,446 @@
+//! MIME structure that every reader sees the same way, or a refusal.
+//!
+//! The milter decides with one MIME parser (`mail-parser`); Delta Chat reads the delivered
+//! message with another (`mailparse`), and other clients with others again. Where the syntax
+//! leaves room, parsers disagree: which of two `Content-Type` fields counts, which of two
+//! `boundary` parameters, whether `boundary*0=` continues a parameter, whether `--b1x` opens a
+//! part of boundary `b1`, whether a quoted `;` ends a parameter, whether a line without a colon
+//! ends the header. A message whose parts we check must have one reading only, so before any
+//! rule looks at the parts, the whole MIME tree (not the inside of attached messages, which no
+//! rule looks at) must keep to a plain subset of RFC 2045/2046 on which conforming parsers
+//! agree:
+//!
+//! * every header line is a field (`name:` with a printable name) or a folded continuation;
+//! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part;
+//! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
+//!   quoted strings without `\` or `;`, no comments, no parameter twice, and the structural
+//!   parameters (`boundary`, `protocol`, `report-type`) neither extended (`name*=`) nor
+//!   encoded (`=?`); and our reading of it equals `mail-parser`'s;
+//! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
+//!   starts with and which starts with no enclosing boundary, and every body line that
+//!   starts with `--boundary` is exactly a delimiter (`--boundary`, `--boundary--`, plus
+//!   white space), with nothing of the kind after the closing one.
+
+use mail_parser::{Message, MessagePart, PartType};
+
+/// Why a message has more than one reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Ambiguity {
+    #[error("a header line that is neither a field nor a continuation")]
+    HeaderLine,
+    #[error("repeated {0} field")]
+    RepeatedField(&'static str),
+    #[error("Content-Type outside the plain syntax")]
+    ContentTypeSyntax,
+    #[error("repeated Content-Type parameter")]
+    RepeatedParameter,
+    #[error("extended or encoded {0} parameter")]
+    EncodedParameter(&'static str),
+    #[error("Content-Type read differently by the parser")]
+    ParserDisagrees,
+    #[error("multipart without a plain boundary")]
+    Boundary,
+    #[error("boundary nested in an enclosing boundary")]
+    NestedBoundary,
+    #[error("a line that is almost a boundary delimiter")]
+    DelimiterLine,
+}
+
+/// Parameters whose value decides the structure.
+const STRUCTURAL: [&str; 3] = ["boundary", "protocol", "report-type"];
+
+/// Checks the whole MIME tree of `msg`.
+pub fn check_unambiguous(msg: &Message<'_>) -> Result<(), Ambiguity> {
+    let raw = msg.raw_message();
+    let mut boundaries: Vec<String> = Vec::new();
+    check_part(msg, raw, 0, &mut boundaries, 0)
+}
+
+/// Parts nest at most this deep before we give up on reading them.
+const MAX_DEPTH: usize = 64;
+
+fn check_part(
+    msg: &Message<'_>,
+    raw: &[u8],
+    id: u32,
+    enclosing: &mut Vec<String>,
+    depth: usize,
+) -> Result<(), Ambiguity> {
+    let part = msg.part(id).ok_or(Ambiguity::ParserDisagrees)?;
+    if depth > MAX_DEPTH {
+        return Err(Ambiguity::Boundary);
+    }
+    let fields = header_fields(slice(raw, part.offset_header, part.offset_body))?;
+    let content_type = single_field(&fields, "Content-Type")?;
+    single_field(&fields, "Content-Transfer-Encoding")?;
+    let ours = content_type.map(parse_content_type).transpose()?;
+    agrees_with_parser(ours.as_ref(), part)?;
+    let Some(ours) = ours.filter(|ct| ct.mime_type == "multipart") else {
+        return Ok(());
+    };
+    let Some(boundary) = ours.param("boundary") else {
+        return Err(Ambiguity::Boundary);
+    };
+    if !plain_boundary(boundary) {
+        return Err(Ambiguity::Boundary);
+    }
+    let PartType::Multipart(children) = &part.body else {
+        return Err(Ambiguity::ParserDisagrees);
+    };
+    if enclosing
+        .iter()
+        .any(|outer| outer.starts_with(boundary) || boundary.starts_with(outer.as_str()))
+    {
+        return Err(Ambiguity::NestedBoundary);
+    }
+    check_delimiter_lines(slice(raw, part.offset_body, part.offset_end), boundary)?;
+    enclosing.push(boundary.to_string());
+    for child in children {
+        check_part(msg, raw, *child, enclosing, depth + 1)?;
+    }
+    enclosing.pop();
+    Ok(())
+}
+
+fn slice(raw: &[u8], start: u32, end: u32) -> &[u8] {
+    raw.get(start as usize..end as usize).unwrap_or_default()
+}
+
+/// One header field: its name and its value with folding line breaks removed.
+struct Field<'a> {
+    name: &'a [u8],
+    value: Vec<u8>,
+}
+
+/// The fields of a header block, in the strict syntax: every line up to the first empty one
+/// is `name:value` with a name of printable ASCII, or a continuation (starting with a space
+/// or tab) of the field before it.
+fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
+    let mut fields: Vec<Field<'_>> = Vec::new();
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            let last = fields.last_mut().ok_or(Ambiguity::HeaderLine)?;
+            last.value.extend_from_slice(line);
+            continue;
+        }
+        let colon = memchr::memchr(b':', line).ok_or(Ambiguity::HeaderLine)?;
+        let name = &line[..colon];
+        if name.is_empty() || !name.iter().all(|b| (33..=126).contains(b)) {
+            return Err(Ambiguity::HeaderLine);
+        }
+        fields.push(Field {
+            name,
+            value: line[colon + 1..].to_vec(),
+        });
+    }
+    Ok(fields)
+}
+
+/// The value of the field `name` if it occurs at most once.
+fn single_field<'f>(
+    fields: &'f [Field<'_>],
+    name: &'static str,
+) -> Result<Option<&'f [u8]>, Ambiguity> {
+    let mut found = fields
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(Ambiguity::RepeatedField(name));
+    }
+    Ok(first.map(|f| f.value.as_slice()))
+}
+
+/// A `Content-Type` read by the strict grammar: type and subtype lower-cased, parameter
+/// names lower-cased, values without their quotes.
+#[derive(Debug, PartialEq, Eq)]
+struct ContentType {
+    mime_type: String,
+    subtype: String,
+    params: Vec<(String, String)>,
+}
+
+impl ContentType {
+    fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// RFC 2045 token characters: printable ASCII but the tspecials.
+fn is_token_char(b: u8) -> bool {
+    (33..=126).contains(&b) && !b"()<>@,;:\\\"/[]?=".contains(&b)
+}
+
+/// The token at the start of `rest`, which moves past it.
+fn take_token<'a>(rest: &mut &'a str) -> Result<&'a str, Ambiguity> {
+    let end = rest
+        .bytes()
+        .position(|b| !is_token_char(b))
+        .unwrap_or(rest.len());
+    if end == 0 {
+        return Err(Ambiguity::ContentTypeSyntax);
+    }
+    let (token, after) = rest.split_at(end);
+    *rest = after;
+    Ok(token)
+}
+
+fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
+    let text = std::str::from_utf8(value).map_err(|_| Ambiguity::ContentTypeSyntax)?;
+    let mut rest = text.trim_matches([' ', '\t']);
+    let mime_type = take_token(&mut rest)?.to_ascii_lowercase();
+    rest = rest.strip_prefix('/').ok_or(Ambiguity::ContentTypeSyntax)?;
+    let subtype = take_token(&mut rest)?.to_ascii_lowercase();
+    let mut params: Vec<(String, String)> = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            break;
+        }
+        rest = rest.strip_prefix(';').ok_or(Ambiguity::ContentTypeSyntax)?;
+        rest = rest.trim_start_matches([' ', '\t']);
+        if rest.is_empty() {
+            break;
+        }
+        let name = take_token(&mut rest)?.to_ascii_lowercase();
+        rest = rest.strip_prefix('=').ok_or(Ambiguity::ContentTypeSyntax)?;
+        let value = if let Some(quoted) = rest.strip_prefix('"') {
+            let end = quoted.find('"').ok_or(Ambiguity::ContentTypeSyntax)?;
+            let v = &quoted[..end];
+            if v.contains(['\\', ';']) || v.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(Ambiguity::ContentTypeSyntax);
+            }
+            rest = &quoted[end + 1..];
+            v.to_string()
+        } else {
+            take_token(&mut rest)?.to_string()
+        };
+        // `boundary*=...` (RFC 2231) or `boundary="=?..?="` (RFC 2047): some readers decode
+        // them, others do not.
+        let base = name.split('*').next().unwrap_or_default();
+        if let Some(structural) = STRUCTURAL.iter().find(|s| **s == base)
+            && (name.len() != base.len() || value.contains("=?"))
+        {
+            return Err(Ambiguity::EncodedParameter(structural));
+        }
+        if params.iter().any(|(n, _)| *n == name) {
+            return Err(Ambiguity::RepeatedParameter);
+        }
+        params.push((name, value));
+    }
+    Ok(ContentType {
+        mime_type,
+        subtype,
+        params,
+    })
+}
+
+/// Our reading of the `Content-Type` must be `mail-parser`'s: the same type, subtype and
+/// boundary, and no type where it saw none (and the reverse).
+fn agrees_with_parser(ours: Option<&ContentType>, part: &MessagePart<'_>) -> Result<(), Ambiguity> {
+    use mail_parser::MimeHeaders;
+    match (ours, part.content_type()) {
+        (None, None) => Ok(()),
+        (Some(ours), Some(theirs)) => {
+            let same_type = theirs.ctype().eq_ignore_ascii_case(&ours.mime_type)
+                && theirs
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(&ours.subtype));
+            let same_boundary = theirs.attribute("boundary") == ours.param("boundary");
+            if same_type && same_boundary {
+                Ok(())
+            } else {
+                Err(Ambiguity::ParserDisagrees)
+            }
+        }
+        _ => Err(Ambiguity::ParserDisagrees),
+    }
+}
+
+/// RFC 2046 §5.1.1: 1 to 70 characters of `bchars`, not ending in a space.
+fn plain_boundary(boundary: &str) -> bool {
+    (1..=70).contains(&boundary.len())
+        && !boundary.ends_with(' ')
+        && boundary
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b))
+}
+
+/// Every line of a multipart body that starts with `--boundary` must be a delimiter line
+/// (`--boundary` or `--boundary--`, then only spaces or tabs), and none may follow the
+/// closing delimiter.
+fn check_delimiter_lines(body: &[u8], boundary: &str) -> Result<(), Ambiguity> {
+    let dash_boundary = format!("--{boundary}");
+    let mut closed = false;
+    for at in memchr::memmem::find_iter(body, dash_boundary.as_bytes()) {
+        if at > 0 && body[at - 1] != b'\n' {
+            continue;
+        }
+        if closed {
+            return Err(Ambiguity::DelimiterLine);
+        }
+        let rest = &body[at + dash_boundary.len()..];
+        let line = &rest[..memchr::memchr(b'\n', rest).unwrap_or(rest.len())];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let (close, padding) = match line.strip_prefix(b"--") {
+            Some(p) => (true, p),
+            None => (false, line),
+        };
+        if !padding.iter().all(|&b| b == b' ' || b == b'\t') {
+            return Err(Ambiguity::DelimiterLine);
+        }
+        closed = close;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::MessageParser;
+
+    fn check(raw: &str) -> Result<(), Ambiguity> {
+        let msg = MessageParser::default().parse(raw.as_bytes()).unwrap();
+        check_unambiguous(&msg)
+    }
+
+    fn multipart(top_type: &str, body: &str) -> String {
+        format!("From: a@b.org\r\nContent-Type: {top_type}\r\n\r\n{body}")
+    }
+
+    const PARTS: &str = "--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1--\r\n";
+
+    #[test]
+    fn plain_messages_pass() {
+        check("From: a@b.org\r\n\r\nno content type\r\n").unwrap();
+        check("From: a@b.org\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n\r\nhi\r\n")
+            .unwrap();
+        check(&multipart("multipart/mixed; boundary=\"b1\"", PARTS)).unwrap();
+        check(&multipart("multipart/mixed;\r\n boundary=b1;", PARTS)).unwrap();
+        check(&multipart(
+            "multipart/mixed; boundary=b1",
+            "preamble\r\n--b1 \t\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1--  \r\nepilogue\r\n",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn repeated_fields_and_parameters() {
+        assert_eq!(
+            check("Content-Type: text/plain\r\ncontent-type: text/html\r\n\r\nx\r\n"),
+            Err(Ambiguity::RepeatedField("Content-Type"))
+        );
+        assert_eq!(
+            check(
+                "Content-Transfer-Encoding: 7bit\r\nContent-Transfer-Encoding: base64\r\n\r\nx\r\n"
+            ),
+            Err(Ambiguity::RepeatedField("Content-Transfer-Encoding"))
+        );
+        assert_eq!(
+            check(&multipart(
+                "multipart/mixed; boundary=b1; boundary=b2",
+                PARTS
+            )),
+            Err(Ambiguity::RepeatedParameter)
+        );
+        assert_eq!(
+            check(&multipart(
+                "multipart/mixed; boundary=b1; BOUNDARY=b1",
+                PARTS
+            )),
+            Err(Ambiguity::RepeatedParameter)
+        );
+        // in a part, too
+        let body =
+            "--b1\r\nContent-Type: text/plain\r\nContent-Type: text/html\r\n\r\nx\r\n--b1--\r\n";
+        assert_eq!(
+            check(&multipart("multipart/mixed; boundary=b1", body)),
+            Err(Ambiguity::RepeatedField("Content-Type"))
+        );
+    }
+
+    #[test]
+    fn parameter_tricks() {
+        for ct in [
+            "multipart/mixed; boundary*0=b; boundary*1=1",
+            "multipart/mixed; boundary*=''b1",
+            "multipart/mixed; boundary=\"=?utf-8?q?b1?=\"",
+            "multipart/mixed; report-type*=x; boundary=b1",
+        ] {
+            assert!(
+                matches!(
+                    check(&multipart(ct, PARTS)),
+                    Err(Ambiguity::EncodedParameter(_))
+                ),
+                "{ct}"
+            );
+        }
+        for ct in [
+            "multipart/mixed; name=\"x; boundary=b2\"; boundary=b1",
+            "multipart/mixed; name=\"a\\\"b\"; boundary=b1",
+            "multipart/mixed (comment); boundary=b1",
+            "multipart/mixed; boundary=b1 junk",
+            "multipart/mixed; boundary",
+            "multipart/mixed; boundary=\"b1",
+            "multipart",
+            "/mixed; boundary=b1",
+        ] {
+            assert_eq!(
+                check(&multipart(ct, PARTS)),
+                Err(Ambiguity::ContentTypeSyntax),
+                "{ct}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_lines() {
+        assert_eq!(
+            check("From: a@b.org\r\nnot a field\r\nContent-Type: text/plain\r\n\r\nx\r\n"),
+            Err(Ambiguity::HeaderLine)
+        );
+        assert_eq!(
+            check("From: a@b.org\r\nContent-Type : text/plain\r\n\r\nx\r\n"),
+            Err(Ambiguity::HeaderLine)
+        );
+    }
+
+    #[test]
+    fn boundaries() {
+        assert_eq!(
+            check(&multipart("multipart/mixed", PARTS)),
+            Err(Ambiguity::Boundary)
+        );
+        assert_eq!(
+            check(&multipart(
+                &format!("multipart/mixed; boundary=\"{}\"", "x".repeat(71)),
+                PARTS
+            )),
+            Err(Ambiguity::Boundary)
+        );
+        // a line that only starts like the delimiter
+        let body = "--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1x\r\nmore\r\n--b1--\r\n";
+        assert_eq!(
+            check(&multipart("multipart/mixed; boundary=b1", body)),
+            Err(Ambiguity::DelimiterLine)
+        );
+        // parts after the closing delimiter
+        let body = "--b1\r\n\r\nx\r\n--b1--\r\n--b1\r\nContent-Type: text/html\r\n\r\ny\r\n";
+        assert_eq!(
+            check(&multipart("multipart/mixed; boundary=b1", body)),
+            Err(Ambiguity::DelimiterLine)
+        );
+        // a nested boundary that the outer one starts with
+        let body = "--b1\r\nContent-Type: multipart/mixed; boundary=b1x\r\n\r\n--b1x\r\n\r\ny\r\n--b1x--\r\n--b1--\r\n";
+        assert!(check(&multipart("multipart/mixed; boundary=b1", body)).is_err());
+        let body = "--b1x\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n\r\ny\r\n--b1--\r\n--b1x--\r\n";
+        assert!(check(&multipart("multipart/mixed; boundary=b1x", body)).is_err());
+    }
+}
