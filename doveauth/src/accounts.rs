@@ -90,7 +90,11 @@ impl Accounts {
                 None
             }
             Err(e) => {
-                tracing::warn!(user = %user.escape_debug(), error = %e, "lookup for an invalid address");
+                chatmail_common::warn_limited!(
+                    "lookup for an invalid address",
+                    user = %user.escape_debug(),
+                    error = %e
+                );
                 None
             }
         }

@@ -59,7 +59,7 @@ impl<'h, H: Handler> Connection<'h, H> {
             .first()
             .map(|b| b.escape_ascii().to_string())
             .unwrap_or_default();
-        tracing::warn!(conn, dict = %self.session.dict, cmd, %error, "malformed dict request");
+        crate::warn_limited!("malformed dict request", conn, dict = %self.session.dict, cmd, %error);
         let message = format!("malformed request: {error}");
         let reply = match ReplyKind::of(line) {
             ReplyKind::None => return Step::Nothing,
@@ -119,10 +119,13 @@ impl<'h, H: Handler> Connection<'h, H> {
                 match self.transactions.begin(id, user) {
                     Begun::Open => {}
                     Begun::Replaced => {
-                        tracing::warn!(conn, "dict transaction id reused before commit")
+                        crate::warn_limited!("dict transaction id reused before commit", conn)
                     }
                     Begun::TooMany => {
-                        tracing::warn!(conn, "too many open dict transactions; refusing another")
+                        crate::warn_limited!(
+                            "too many open dict transactions; refusing another",
+                            conn
+                        )
                     }
                 }
                 Step::Nothing
@@ -137,7 +140,7 @@ impl<'h, H: Handler> Connection<'h, H> {
             Command::TransactionOption { .. } => Step::Nothing,
             Command::Commit { id } => {
                 let Some(pending) = self.transactions.take(&id) else {
-                    tracing::warn!(conn, "commit of an unknown dict transaction");
+                    crate::warn_limited!("commit of an unknown dict transaction", conn);
                     let mut out = String::new();
                     CommitReply::Failed("unknown transaction".into()).encode(&id, &mut out);
                     return Step::Reply(Box::pin(std::future::ready(out)));
@@ -158,9 +161,9 @@ impl<'h, H: Handler> Connection<'h, H> {
 
     fn add_op(&mut self, id: &str, op: Op) -> Step<'h> {
         if !self.transactions.add(id, op) {
-            tracing::warn!(
-                conn = self.session.conn,
-                "dict operation outside a transaction"
+            crate::warn_limited!(
+                "dict operation outside a transaction",
+                conn = self.session.conn
             );
         }
         Step::Nothing
