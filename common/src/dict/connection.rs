@@ -9,7 +9,7 @@ use super::codec::{
     self, Command, CommitReply, LookupReply, Op, ParseError, ReplyKind, encode_iterate,
 };
 use super::handler::{Handler, Session};
-use super::transaction::{Begun, Transactions};
+use super::transaction::{Added, Begun, Transactions};
 
 /// The encoded reply to one request, once it is known.
 pub(super) type Reply<'a> = Pin<Box<dyn Future<Output = String> + Send + 'a>>;
@@ -20,6 +20,8 @@ pub(super) enum Step<'a> {
     Reply(Reply<'a>),
     /// A commit: run after all earlier replies, before anything later.
     Barrier(Reply<'a>),
+    /// The client went over a limit: answer the earlier requests, then close the connection.
+    Close,
 }
 
 /// Per-connection protocol state.
@@ -115,21 +117,22 @@ impl<'h, H: Handler> Connection<'h, H> {
                     out
                 }))
             }
-            Command::Begin { id, user } => {
-                match self.transactions.begin(id, user) {
-                    Begun::Open => {}
-                    Begun::Replaced => {
-                        crate::warn_limited!("dict transaction id reused before commit", conn)
-                    }
-                    Begun::TooMany => {
-                        crate::warn_limited!(
-                            "too many open dict transactions; refusing another",
-                            conn
-                        )
-                    }
+            Command::Begin { id, user } => match self.transactions.begin(id, user) {
+                Ok(Begun::Open) => Step::Nothing,
+                Ok(Begun::Replaced) => {
+                    crate::warn_limited!("dict transaction id reused before commit", conn);
+                    Step::Nothing
                 }
-                Step::Nothing
-            }
+                Err(error) => {
+                    crate::warn_limited!(
+                        "dict client over the transaction limits; closing the connection",
+                        conn,
+                        dict = %self.session.dict,
+                        %error
+                    );
+                    Step::Close
+                }
+            },
             Command::Set { id, key, value } => self.add_op(&id, Op::Set { key, value }),
             Command::Unset { id, key } => self.add_op(&id, Op::Unset { key }),
             Command::AtomicInc { id, key, diff } => self.add_op(&id, Op::Inc { key, diff }),
@@ -148,7 +151,7 @@ impl<'h, H: Handler> Connection<'h, H> {
                 let session = self.session.clone();
                 Step::Barrier(Box::pin(async move {
                     let reply = match pending {
-                        Err(reason) => CommitReply::Failed(reason.into()),
+                        Err(error) => CommitReply::Failed(error.to_string()),
                         Ok(tx) => handler.commit(&session, tx).await,
                     };
                     let mut out = String::new();
@@ -160,11 +163,16 @@ impl<'h, H: Handler> Connection<'h, H> {
     }
 
     fn add_op(&mut self, id: &str, op: Op) -> Step<'h> {
-        if !self.transactions.add(id, op) {
-            crate::warn_limited!(
-                "dict operation outside a transaction",
-                conn = self.session.conn
-            );
+        let conn = self.session.conn;
+        match self.transactions.add(id, op) {
+            Added::Stored | Added::Dropped => {}
+            Added::Unknown => crate::warn_limited!("dict operation outside a transaction", conn),
+            Added::Broke(error) => crate::warn_limited!(
+                "dict transaction over the limits; its commit will fail",
+                conn,
+                dict = %self.session.dict,
+                %error
+            ),
         }
         Step::Nothing
     }

@@ -46,8 +46,10 @@ pub(super) async fn serve<H: Handler, R: AsyncBufRead + Unpin>(
     let mut writer = BufWriter::new(wr);
     let mut state = Connection::new(handler, conn);
     let mut pending: FuturesOrdered<Reply<'_>> = FuturesOrdered::new();
-    if let Step::Reply(fut) | Step::Barrier(fut) = state.handle(&first) {
-        pending.push_back(fut);
+    match state.handle(&first) {
+        Step::Nothing => {}
+        Step::Reply(fut) | Step::Barrier(fut) => pending.push_back(fut),
+        Step::Close => return Ok(()),
     }
     let mut line = Vec::new();
     let mut reading = true;
@@ -73,6 +75,7 @@ pub(super) async fn serve<H: Handler, R: AsyncBufRead + Unpin>(
                         match step {
                             Step::Nothing => {}
                             Step::Reply(fut) => pending.push_back(fut),
+                            Step::Close => reading = false,
                             Step::Barrier(fut) => {
                                 while let Some(reply) = pending.next().await {
                                     writer.write_all(reply.as_bytes()).await?;

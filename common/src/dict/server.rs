@@ -299,6 +299,72 @@ mod tests {
         );
     }
 
+    /// The hellos that get a connection served on the event loop (none) and on a thread.
+    const EXECUTORS: [&str; 2] = ["", "H3\t2\t0\t\tauth\n"];
+
+    async fn start_for(hello: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        if hello.is_empty() {
+            start().await
+        } else {
+            start_threaded().await
+        }
+    }
+
+    /// Sends `input`, closes the sending side and reads until the server closes; the server
+    /// may close before it has read everything.
+    async fn exchange_lenient(path: &std::path::Path, input: &[u8]) -> String {
+        let mut s = UnixStream::connect(path).await.unwrap();
+        let _ = s.write_all(input).await;
+        let _ = s.shutdown().await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn too_many_open_transactions_close_the_connection() {
+        for hello in EXECUTORS {
+            let (_d, path) = start_for(hello).await;
+            let mut input = format!("{hello}Lmissing\tu\n").into_bytes();
+            for id in 0..2000 {
+                input.extend(format!("B{id}\tu\nS{id}\tk\tv\n").bytes());
+            }
+            input.extend(b"C1\nLmissing\tu\n");
+            // earlier requests are answered, nothing after the refused B
+            assert_eq!(exchange_lenient(&path, &input).await, "N\n", "{hello}");
+            // the server goes on
+            let again = format!("{hello}B1\tu\nS1\tk\tv\nC1\nLk\tu\n");
+            assert_eq!(exchange(&path, again.as_bytes()).await, "O1\nOv/u\n");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_transactions_fail_their_commit_and_the_connection_goes_on() {
+        for hello in EXECUTORS {
+            let (_d, path) = start_for(hello).await;
+            // more bytes than a connection may hold: 20 values of 60 KiB
+            let mut input = format!("{hello}B1\tu\nB2\tu\nS2\tk\tsmall\n").into_bytes();
+            let value = "x".repeat(60 * 1024);
+            for _ in 0..20 {
+                input.extend(format!("S1\tbig\t{value}\n").bytes());
+            }
+            input.extend(b"C1\nC2\nLbig\tu\nLk\tu\n");
+            // more operations than a transaction may hold
+            input.extend(b"B3\tu\n");
+            for _ in 0..5000 {
+                input.extend(b"S3\tmany\tv\n");
+            }
+            input.extend(b"C3\nLmany\tu\n");
+            let out = exchange(&path, &input).await;
+            assert_eq!(
+                out,
+                "F1\ttransaction too large\nO2\nN\nOsmall/u\n\
+                 F3\ttoo many operations in the transaction\nN\n",
+                "{hello}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn many_concurrent_connections() {
         let (_d, path) = start().await;

@@ -140,7 +140,12 @@ fn serve<H: Handler>(
                 break;
             }
         }
-        if let Some(reply) = reply_now(&mut state, &line, &waker) {
+        let reply = match state.handle(&line) {
+            Step::Nothing => None,
+            Step::Reply(fut) | Step::Barrier(fut) => Some(block_on(fut, &waker)),
+            Step::Close => break,
+        };
+        if let Some(reply) = reply {
             writer.write_all(reply.as_bytes())?;
             // replies to requests that came in one read go out in one write
             if reader.buffer().is_empty() {
@@ -150,18 +155,6 @@ fn serve<H: Handler>(
         line.clear();
     }
     writer.flush()
-}
-
-/// Handles a line and waits for its reply.
-fn reply_now<H: Handler>(
-    state: &mut Connection<'_, H>,
-    line: &[u8],
-    waker: &std::task::Waker,
-) -> Option<String> {
-    match state.handle(line) {
-        Step::Nothing => None,
-        Step::Reply(fut) | Step::Barrier(fut) => Some(block_on(fut, waker)),
-    }
 }
 
 /// Wakes a thread parked in [`block_on`].
