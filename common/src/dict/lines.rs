@@ -17,6 +17,24 @@ pub(super) enum Line {
     TooLong,
 }
 
+/// Appends `available` to `buf` up to the first LF (which is left out). Returns how many bytes
+/// of `available` were used, and what the line is if it ended or got too long.
+pub(super) fn append(available: &[u8], buf: &mut Vec<u8>) -> (usize, Option<Line>) {
+    let (line, used) = match memchr::memchr(b'\n', available) {
+        Some(pos) => (&available[..pos], pos + 1),
+        None => (available, available.len()),
+    };
+    buf.extend_from_slice(line);
+    let state = if buf.len() > MAX_LINE {
+        Some(Line::TooLong)
+    } else if used > line.len() {
+        Some(Line::Complete)
+    } else {
+        None
+    };
+    (used, state)
+}
+
 /// Reads one LF-terminated line into `buf` (without the LF). Cancel-safe: bytes are consumed
 /// from the reader only after they were appended to `buf`.
 pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
@@ -28,26 +46,15 @@ pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
         if available.is_empty() {
             return Ok(Line::Eof);
         }
-        if let Some(pos) = available.iter().position(|b| *b == b'\n') {
-            buf.extend_from_slice(&available[..pos]);
-            reader.consume(pos + 1);
-            return Ok(if buf.len() > MAX_LINE {
-                Line::TooLong
-            } else {
-                Line::Complete
-            });
-        }
-        let n = available.len();
-        buf.extend_from_slice(available);
-        reader.consume(n);
-        if buf.len() > MAX_LINE {
-            return Ok(Line::TooLong);
+        let (used, line) = append(available, buf);
+        reader.consume(used);
+        if let Some(line) = line {
+            return Ok(line);
         }
     }
 }
 
-/// [`read_line`] for blocking readers. After an error the bytes read so far stay in `buf`, and
-/// calling it again continues the line.
+/// [`read_line`] for blocking readers.
 pub(super) fn read_line_blocking<R: std::io::BufRead>(
     reader: &mut R,
     buf: &mut Vec<u8>,

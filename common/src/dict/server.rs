@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -26,11 +27,26 @@ const MAX_CONNECTIONS: usize = 16_384;
 /// Connections served on threads of their own at most; further ones stay on the event loop.
 const MAX_THREADS: usize = 256;
 
+/// How long a connection that may get a thread of its own has for its hello line.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How [`serve_with`] runs connections.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Dict names (as in the hello line) whose connections get a thread of their own.
     pub threaded_dicts: Vec<String>,
+    /// A connection on a thread is closed if its hello line is not complete by then, so that
+    /// a client that connects and sends nothing does not hold a thread.
+    pub hello_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threaded_dicts: Vec::new(),
+            hello_timeout: HELLO_TIMEOUT,
+        }
+    }
 }
 
 /// Serves connections from `listener` until `shutdown` completes.
@@ -52,6 +68,7 @@ pub async fn serve_with<H: Handler>(
     let threads = Arc::new(Threads {
         dicts: options.threaded_dicts,
         permits: Arc::new(Semaphore::new(MAX_THREADS)),
+        hello_timeout: options.hello_timeout,
     });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let counter = AtomicU64::new(0);
@@ -68,7 +85,7 @@ pub async fn serve_with<H: Handler>(
                 Err(e) => {
                     // EMFILE and friends: log, back off a little, keep serving
                     tracing::error!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -178,6 +195,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let options = Options {
             threaded_dicts: vec!["auth".into()],
+            hello_timeout: Duration::from_millis(300),
         };
         tokio::spawn(serve_with(
             listener,
@@ -363,6 +381,56 @@ mod tests {
                 "{hello}"
             );
         }
+    }
+
+    /// Threads of this process named `name`.
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_client_does_not_hold_a_thread() {
+        let (_d, path) = start_threaded().await;
+        let idle: Vec<UnixStream> =
+            futures_util::future::join_all((0..4).map(|_| UnixStream::connect(&path)))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        // one that trickles its hello in, a byte every 100 ms, is cut off all the same: the
+        // timeout is for the whole line, not for each read
+        let mut slow = UnixStream::connect(&path).await.unwrap();
+        let trickle = [b'H'; 40];
+        let mut sent = 0;
+        for b in trickle {
+            if slow.write_all(&[b]).await.is_err() {
+                break;
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(sent < trickle.len(), "the slow hello was not cut off");
+        for mut s in idle {
+            let mut out = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out));
+            assert_eq!(read.await.unwrap().unwrap(), 0);
+        }
+        // their threads are gone (a thread ends just after closing its connection)
+        // (other tests of this process may have dict threads for a moment)
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while threads_named("dict-conn") > 0 {
+            assert!(std::time::Instant::now() < deadline, "dict threads left");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // a client with a hello in time is served
+        assert_eq!(
+            exchange(&path, b"H3\t2\t0\t\tauth\nLmissing\tu\n").await,
+            "N\n"
+        );
     }
 
     #[tokio::test]

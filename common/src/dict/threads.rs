@@ -11,6 +11,7 @@ use std::io;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
@@ -20,12 +21,14 @@ use super::codec::{self, Command};
 use super::connection::{Connection, Step};
 use super::event_loop;
 use super::handler::Handler;
-use super::lines::{Line, read_line_blocking, warn_too_long};
+use super::lines::{Line, append, read_line_blocking, warn_too_long};
 
 /// Which connections move to their own thread, and how many threads may serve them.
 pub(super) struct Threads {
     pub(super) dicts: Vec<String>,
     pub(super) permits: Arc<Semaphore>,
+    /// Time for the hello line of a connection on a thread.
+    pub(super) hello_timeout: Duration,
 }
 
 impl Threads {
@@ -52,10 +55,13 @@ impl Threads {
         stream.set_nonblocking(false)?;
         let runtime = tokio::runtime::Handle::current();
         let dicts = self.dicts.clone();
+        let hello_timeout = self.hello_timeout;
         std::thread::Builder::new()
             .name("dict-conn".into())
             .spawn(move || {
-                if let Err(e) = on_thread(handler, stream, conn, &dicts, permit, &runtime) {
+                let result =
+                    on_thread(handler, stream, conn, &dicts, hello_timeout, permit, &runtime);
+                if let Err(e) = result {
                     tracing::debug!(conn, error = %e, "dict connection ended with an error");
                 }
                 drop(thread_permit);
@@ -76,18 +82,27 @@ fn on_thread<H: Handler>(
     stream: StdUnixStream,
     conn: u64,
     threaded_dicts: &[String],
+    hello_timeout: Duration,
     permit: OwnedSemaphorePermit,
     runtime: &tokio::runtime::Handle,
 ) -> io::Result<()> {
     let mut reader = std::io::BufReader::new(stream.try_clone()?);
     let mut first = Vec::new();
-    match read_line_blocking(&mut reader, &mut first)? {
-        Line::Complete => {}
-        Line::Eof => return Ok(()),
-        Line::TooLong => {
+    match read_hello(&mut reader, &stream, &mut first, hello_timeout) {
+        Ok(Line::Complete) => {}
+        Ok(Line::Eof) => return Ok(()),
+        Ok(Line::TooLong) => {
             warn_too_long(conn);
             return Ok(());
         }
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            crate::warn_limited!(
+                "dict client sent no hello in time; closing the connection",
+                conn
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
     }
     if matches!(codec::parse_line(&first), Ok(Command::Hello { dict, .. }) if threaded_dicts.contains(&dict))
     {
@@ -111,6 +126,49 @@ fn on_thread<H: Handler>(
         drop(permit);
     });
     Ok(())
+}
+
+/// Reads the first line within `timeout`, however slowly it trickles in: an error of kind
+/// `TimedOut` when it is not complete by then. Later reads have no timeout.
+fn read_hello(
+    reader: &mut std::io::BufReader<StdUnixStream>,
+    stream: &StdUnixStream,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> io::Result<Line> {
+    use std::io::BufRead;
+    let deadline = Instant::now() + timeout;
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // the reader reads a clone of `stream`: the same socket
+        stream.set_read_timeout(Some(left))?;
+        let available = match reader.fill_buf() {
+            Ok(available) => available,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break Line::Eof;
+        }
+        let (used, line) = append(available, buf);
+        reader.consume(used);
+        if let Some(line) = line {
+            break line;
+        }
+    };
+    stream.set_read_timeout(None)?;
+    Ok(line)
 }
 
 /// A connection on its own thread: blocking reads and writes, handler futures run to
