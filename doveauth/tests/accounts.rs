@@ -2,8 +2,8 @@
 
 mod common;
 
+use chatmail_common::unix_time;
 use common::{DOMAIN, Daemon, record};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[test]
 fn first_login_creates_and_lookups_agree() {
@@ -317,10 +317,7 @@ fn last_login_sets_the_utc_day() {
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(
-        mtime,
-        UNIX_EPOCH + Duration::from_secs((ts - ts % 86_400) as u64)
-    );
+    assert_eq!(mtime, unix_time::to_system(ts - ts % 86_400));
     // unknown users are fine, garbage is not
     assert_eq!(
         ll.request("B2\tx\nS2\tshared/last-login/nobody@chat.example.org\t5\nC2\n"),
@@ -336,10 +333,7 @@ fn last_login_sets_the_utc_day() {
         ll.request("B4\tx\nS4\tshared/other\t1\nC4\n")
             .starts_with("F4")
     );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = unix_time::now();
     assert_eq!(
         ll.request(&format!(
             "B1\t{user}\nS1\tshared/last-login/{user}\t{now}\nC1\n"
@@ -350,8 +344,5 @@ fn last_login_sets_the_utc_day() {
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(
-        mtime,
-        UNIX_EPOCH + Duration::from_secs((now - now % 86_400) as u64)
-    );
+    assert_eq!(mtime, unix_time::to_system(now - now % 86_400));
 }

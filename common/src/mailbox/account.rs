@@ -5,13 +5,13 @@ use std::fs::{self, File, FileTimes};
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::Address;
-use crate::fsutil;
+use crate::{fsutil, unix_time};
 
 const PASSWORD: &str = "password";
 const ENFORCE_E2EE_INCOMING: &str = "enforceE2EEincoming";
@@ -185,7 +185,7 @@ impl Mailbox {
             Err(e) => return Err(e),
         };
         let current = file.metadata()?.modified()?;
-        let target = unix_time(day);
+        let target = unix_time::to_system(day);
         if current == target {
             return Ok(LastLogin::Unchanged);
         }
@@ -277,14 +277,6 @@ fn stored_hash(text: String) -> Option<String> {
 /// The start (UTC midnight) of the day containing unix time `ts`.
 pub fn login_day(ts: i64) -> i64 {
     ts - ts.rem_euclid(DAY)
-}
-
-fn unix_time(ts: i64) -> SystemTime {
-    if ts >= 0 {
-        UNIX_EPOCH + Duration::from_secs(ts as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(ts.unsigned_abs())
-    }
 }
 
 #[cfg(test)]
@@ -430,7 +422,7 @@ mod tests {
             mb.set_last_login(1_700_000_000).unwrap(),
             LastLogin::Updated
         );
-        let day = unix_time(login_day(1_700_000_000));
+        let day = unix_time::to_system(login_day(1_700_000_000));
         assert_eq!(mb.last_login().unwrap(), Some(day));
         assert_eq!(
             mb.set_last_login(1_700_000_000 + 60).unwrap(),
