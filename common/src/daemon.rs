@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -140,15 +140,8 @@ impl Listener {
 
     /// Wraps a listening socket passed by systemd.
     pub fn from_fd(fd: OwnedFd) -> io::Result<Listener> {
-        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: getsockname writes at most `len` bytes into `storage`.
-        let rc =
-            unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut storage).cast(), &raw mut len) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if i32::from(storage.ss_family) == libc::AF_UNIX {
+        let addr = rustix::net::getsockname(&fd)?;
+        if addr.address_family() == rustix::net::AddressFamily::UNIX {
             let l = std::os::unix::net::UnixListener::from(fd);
             l.set_nonblocking(true)?;
             Ok(Listener::Unix(tokio::net::UnixListener::from_std(l)?))

@@ -10,6 +10,7 @@ use chatmail_common::mailbox::{Address, Created, LastLogin, Mailbox, Mailboxes};
 
 use crate::cache::RecordCache;
 use crate::hasher::{Hasher, PoolError};
+use crate::password;
 use crate::rules::{self, check_new_account};
 use crate::syslimits::Readings;
 
@@ -90,7 +91,11 @@ impl Accounts {
                 None
             }
             Err(e) => {
-                tracing::warn!(user = %user.escape_debug(), error = %e, "lookup for an invalid address");
+                chatmail_common::warn_limited!(
+                    "lookup for an invalid address",
+                    user = %user.escape_debug(),
+                    error = %e
+                );
                 None
             }
         }
@@ -108,6 +113,19 @@ impl Accounts {
         Ok(read_password(mailbox.clone())
             .await?
             .map(|pw| self.remember(UserRecord::new(&mailbox, pw))))
+    }
+
+    /// Remembers an account found or made by a passdb lookup; logs an error if its stored
+    /// password is cut short (nobody can log in then, and it is never replaced).
+    fn remember_login(&self, record: UserRecord) -> String {
+        if !password::looks_complete(&record.password) {
+            tracing::error!(
+                addr = record.addr,
+                "password file holds no complete hash: nobody can log in until an operator \
+                 removes it (the next login then creates the account anew)"
+            );
+        }
+        self.remember(record)
     }
 
     fn remember(&self, record: UserRecord) -> String {
@@ -146,7 +164,9 @@ impl Accounts {
         .await??;
         match found {
             Found::Account(existing) => {
-                return Ok(Some(self.remember(UserRecord::new(&mailbox, existing))));
+                return Ok(Some(
+                    self.remember_login(UserRecord::new(&mailbox, existing)),
+                ));
             }
             Found::Refused(reason) => {
                 tracing::warn!(addr = %addr, "not creating account: {reason}");
@@ -177,7 +197,7 @@ impl Accounts {
         if new {
             tracing::info!("Created address: {addr}");
         }
-        Ok(Some(self.remember(UserRecord::new(&mailbox, hash))))
+        Ok(Some(self.remember_login(UserRecord::new(&mailbox, hash))))
     }
 
     /// All accounts of our domain (those with a password), for `doveadm user '*'`.

@@ -2,6 +2,7 @@
 
 use chatmail_common::dict::{CommitReply, Handler, LookupReply, Op, Session, Transaction};
 use chatmail_common::mailbox::LastLogin;
+use chatmail_common::warn_limited;
 
 use crate::accounts::Accounts;
 use crate::keys::{self, Key};
@@ -21,7 +22,7 @@ impl Handler for AuthDict {
             Ok(Key::LastLogin { .. }) => return LookupReply::NotFound,
             Err(e) => {
                 // never log the key itself: it holds the password
-                tracing::warn!(dict = %session.dict, error = %e, "unusable lookup key");
+                warn_limited!("unusable lookup key", dict = %session.dict, error = %e);
                 return LookupReply::Failed(e.to_string());
             }
         };
@@ -61,15 +62,16 @@ impl Handler for AuthDict {
     async fn commit(&self, session: &Session, tx: Transaction) -> CommitReply {
         for op in tx.ops {
             let Op::Set { key, value } = op else {
-                tracing::warn!(dict = %session.dict, "unsupported dict operation");
+                warn_limited!("unsupported dict operation", dict = %session.dict);
                 return CommitReply::Failed("only last-login sets are supported".into());
             };
             let Ok(Key::LastLogin { user }) = keys::parse(&key) else {
-                tracing::warn!(dict = %session.dict, key, "set of an unsupported key");
+                // not the key: it may be anything, a password too
+                warn_limited!("set of an unsupported key", dict = %session.dict);
                 return CommitReply::Failed("only last-login sets are supported".into());
             };
             let Ok(ts) = value.trim().parse::<i64>() else {
-                tracing::warn!(user, "last-login value is not a unix timestamp");
+                warn_limited!("last-login value is not a unix timestamp", user);
                 return CommitReply::Failed("bad timestamp".into());
             };
             match self.accounts.last_login(&user, ts).await {

@@ -56,6 +56,7 @@ async fn run(args: Args, config: Config) -> std::io::Result<()> {
     // get a thread each. Last-login connections stay on the event loop.
     let options = dict::Options {
         threaded_dicts: vec!["auth".into()],
+        ..dict::Options::default()
     };
     dict::serve_with(listener, Arc::new(handler), shutdown, options).await?;
     daemon::notify_stopping();

@@ -37,6 +37,35 @@ pub fn verify(password: &str, stored: &str) -> bool {
     })
 }
 
+/// Whether a stored password looks like a whole hash: a complete `{SHA512-CRYPT}` hash, or
+/// any other `{SCHEME}` with something after it (not ours to judge). False for a file cut
+/// short, after which nobody can log in.
+pub fn looks_complete(stored: &str) -> bool {
+    let Some(crypt) = stored.strip_prefix(SCHEME) else {
+        return stored
+            .strip_prefix('{')
+            .and_then(|rest| rest.split_once('}'))
+            .is_some_and(|(scheme, hash)| !scheme.is_empty() && !hash.is_empty());
+    };
+    let Some(rest) = crypt.strip_prefix("$6$") else {
+        return false;
+    };
+    let rest = match rest.strip_prefix("rounds=") {
+        Some(r) => match r.split_once('$') {
+            Some((n, after)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => after,
+            _ => return false,
+        },
+        None => rest,
+    };
+    let crypt64 = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    };
+    rest.split_once('$').is_some_and(|(salt, digest)| {
+        (1..=16).contains(&salt.len()) && crypt64(salt) && digest.len() == 86 && crypt64(digest)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +89,21 @@ mod tests {
         let glibc = "{SHA512-CRYPT}$6$n3QHkYWgTg7eBMKQ$MttDhv74YHOYKrKgWbWwvTzB8SUxI5HQugUpc5HM3JMmphqUP5rWTFIuzgSuKj1L3fqixDzmwVnadCp4/5xKQ/";
         assert!(verify("test", glibc));
         assert!(!verify("tes", glibc));
+    }
+
+    #[test]
+    fn complete_and_cut_hashes() {
+        let h = hash("secret-password").unwrap();
+        assert!(looks_complete(&h));
+        let glibc = "{SHA512-CRYPT}$6$n3QHkYWgTg7eBMKQ$MttDhv74YHOYKrKgWbWwvTzB8SUxI5HQugUpc5HM3JMmphqUP5rWTFIuzgSuKj1L3fqixDzmwVnadCp4/5xKQ/";
+        assert!(looks_complete(glibc));
+        assert!(looks_complete(&glibc.replacen("$6$", "$6$rounds=5000$", 1)));
+        assert!(!looks_complete(&glibc.replacen("$6$", "$6$rounds=$", 1)));
+        for cut in 1..h.len() {
+            assert!(!looks_complete(&h[..cut]), "{}", &h[..cut]);
+        }
+        assert!(looks_complete("{BLF-CRYPT}$2y$05$whatever"));
+        assert!(!looks_complete("{BLF-CRYPT}"));
+        assert!(!looks_complete("plain"));
     }
 }

@@ -78,14 +78,8 @@ fn free_disk_mb(dir: &Path) -> Result<u64, String> {
         .ancestors()
         .find(|p| p.exists())
         .ok_or("no existing directory")?;
-    let c_path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c_path is NUL-terminated and stat is a valid out-pointer.
-    if unsafe { libc::statvfs(c_path.as_ptr(), &raw mut stat) } != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
-    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64) / (1024 * 1024))
+    let stat = rustix::fs::statvfs(existing).map_err(|e| e.to_string())?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize) / (1024 * 1024))
 }
 
 #[cfg(test)]

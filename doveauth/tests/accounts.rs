@@ -2,8 +2,8 @@
 
 mod common;
 
+use chatmail_common::unix_time;
 use common::{DOMAIN, Daemon, record};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[test]
 fn first_login_creates_and_lookups_agree() {
@@ -198,24 +198,74 @@ fn concurrent_first_logins_create_one_account() {
     assert_eq!(d.log().matches("Created address").count(), 1);
 
     let user = format!("different@{DOMAIN}");
-    let results: Vec<(usize, String)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..50)
+    let results = first_logins_with_different_passwords(&d, &user, 50);
+    assert_one_password_wins(&results);
+}
+
+/// `n` concurrent passdb lookups of `user`, the i-th with `password-<i>`: (i, hash returned).
+fn first_logins_with_different_passwords(d: &Daemon, user: &str, n: usize) -> Vec<(usize, String)> {
+    let start = std::sync::Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
             .map(|i| {
-                let (d, user) = (&d, &user);
+                let start = &start;
                 s.spawn(move || {
-                    let r = record(&d.connect().passdb(user, &format!("password-{i}")));
+                    let mut c = d.connect();
+                    start.wait();
+                    let r = record(&c.passdb(user, &format!("password-{i}")));
                     (i, r["password"].as_str().unwrap().to_string())
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let winners: Vec<_> = results
+    })
+}
+
+/// Every login got the same hash, which verifies the password of exactly one of them.
+fn assert_one_password_wins(results: &[(usize, String)]) {
+    let winners = results
         .iter()
         .filter(|(i, h)| chatmail_doveauth::password::verify(&format!("password-{i}"), h))
-        .collect();
-    assert_eq!(winners.len(), 1, "exactly one password wins");
+        .count();
+    assert_eq!(winners, 1, "exactly one password wins");
     assert!(results.iter().all(|(_, h)| *h == results[0].1));
+}
+
+#[test]
+fn an_empty_password_file_lets_exactly_one_first_login_create_the_account() {
+    let d = Daemon::start("");
+    let user = format!("emptyfile@{DOMAIN}");
+    std::fs::create_dir_all(d.mailboxes.join(&user)).unwrap();
+    std::fs::write(d.password_file(&user), "").unwrap();
+    let results = first_logins_with_different_passwords(&d, &user, 20);
+    assert_one_password_wins(&results);
+    assert_eq!(
+        std::fs::read_to_string(d.password_file(&user)).unwrap(),
+        results[0].1
+    );
+    assert_eq!(d.log().matches("Created address").count(), 1);
+}
+
+#[test]
+fn a_partial_password_file_is_kept_and_reported() {
+    let d = Daemon::start("");
+    let user = format!("cutshort1@{DOMAIN}");
+    let partial = "{SHA512-CRYPT}$6$n3QHkYWgTg7eBMKQ$MttDhv74";
+    std::fs::create_dir_all(d.mailboxes.join(&user)).unwrap();
+    std::fs::write(d.password_file(&user), partial).unwrap();
+    for (_, hash) in first_logins_with_different_passwords(&d, &user, 10) {
+        assert_eq!(hash, partial);
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.password_file(&user)).unwrap(),
+        partial
+    );
+    assert!(!d.log().contains("Created address"));
+    assert!(
+        d.log().contains("password file holds no complete hash"),
+        "{}",
+        d.log()
+    );
 }
 
 #[test]
@@ -267,10 +317,7 @@ fn last_login_sets_the_utc_day() {
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(
-        mtime,
-        UNIX_EPOCH + Duration::from_secs((ts - ts % 86_400) as u64)
-    );
+    assert_eq!(mtime, unix_time::to_system(ts - ts % 86_400));
     // unknown users are fine, garbage is not
     assert_eq!(
         ll.request("B2\tx\nS2\tshared/last-login/nobody@chat.example.org\t5\nC2\n"),
@@ -286,10 +333,7 @@ fn last_login_sets_the_utc_day() {
         ll.request("B4\tx\nS4\tshared/other\t1\nC4\n")
             .starts_with("F4")
     );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = unix_time::now();
     assert_eq!(
         ll.request(&format!(
             "B1\t{user}\nS1\tshared/last-login/{user}\t{now}\nC1\n"
@@ -300,8 +344,5 @@ fn last_login_sets_the_utc_day() {
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(
-        mtime,
-        UNIX_EPOCH + Duration::from_secs((now - now % 86_400) as u64)
-    );
+    assert_eq!(mtime, unix_time::to_system(now - now % 86_400));
 }

@@ -137,7 +137,7 @@ pub fn describe(root: &Path, listing: &Listing, plan: &Plan) -> String {
     let mut out = String::new();
     let dir = root.join(&listing.name);
     match plan {
-        Plan::RemoveMailbox { last_login } => {
+        Plan::RemoveMailbox { last_login, .. } => {
             let _ = writeln!(
                 out,
                 "removing mailbox {}: last login {}",

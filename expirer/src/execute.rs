@@ -15,11 +15,14 @@ use std::path::{Component, Path};
 use rustix::fs::AtFlags;
 use rustix::io::Errno;
 
+use crate::date::ymd;
 use crate::plan::{FilePlan, Plan};
 use crate::scan::{self, Listing};
 
 /// Dovecot's quota cache, recalculated by Dovecot when missing.
 pub const MAILDIRSIZE: &str = "maildirsize";
+/// The password file, whose mtime is the last login.
+const PASSWORD: &str = "password";
 
 /// What happened to one mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +35,8 @@ pub struct Outcome {
     pub vanished: u64,
     /// Deletions that failed (logged).
     pub errors: u64,
+    /// The plan said to remove the mailbox, but its owner logged in since the scan: kept.
+    pub kept_after_login: bool,
 }
 
 /// Carries out `plan` for the mailbox `listing.name` under `root` (the descriptor of
@@ -47,16 +52,46 @@ pub fn execute(
     let name = listing.name.as_str();
     match plan {
         Plan::KeepWithoutPassword => {}
-        Plan::RemoveMailbox { .. } => {
-            out.mailbox_removed = dry_run
-                || match remove_mailbox(root_path, name) {
-                    Ok(removed) => removed,
-                    Err(e) => {
-                        tracing::warn!("cannot remove {}/{name}: {e}", root_path.display());
-                        out.errors += 1;
-                        false
-                    }
-                };
+        Plan::RemoveMailbox {
+            inactive_before, ..
+        } => {
+            if dry_run {
+                out.mailbox_removed = true;
+                return out;
+            }
+            let path = root_path.join(name);
+            match last_login_now(root, name) {
+                Ok(Some(login)) if login < *inactive_before => {}
+                Ok(Some(login)) => {
+                    tracing::info!(
+                        "keeping mailbox {}: logged in since the scan (last login {})",
+                        path.display(),
+                        ymd(login)
+                    );
+                    out.kept_after_login = true;
+                    return out;
+                }
+                Ok(None) => {
+                    tracing::info!(
+                        "keeping {}: its password file is gone since the scan",
+                        path.display()
+                    );
+                    return out;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot check the last login of {}: {e}", path.display());
+                    out.errors += 1;
+                    return out;
+                }
+            }
+            out.mailbox_removed = match remove_mailbox(root_path, name) {
+                Ok(removed) => removed,
+                Err(e) => {
+                    tracing::warn!("cannot remove {}: {e}", path.display());
+                    out.errors += 1;
+                    false
+                }
+            };
         }
         Plan::RemoveEmptyDir => {
             out.mailbox_removed = dry_run
@@ -91,6 +126,21 @@ pub fn execute(
         }
     }
     out
+}
+
+/// The last login of mailbox `name` (its password file's mtime) as it is now; `None` without a
+/// password file or mailbox. Symlinks are not followed.
+fn last_login_now(root: BorrowedFd<'_>, name: &str) -> io::Result<Option<i64>> {
+    let Some(mailbox) = scan::open_dir_at(root, &cstring(name))? else {
+        return Ok(None);
+    };
+    match rustix::fs::statat(&mailbox, PASSWORD, AtFlags::SYMLINK_NOFOLLOW) {
+        // `st_mtime` is not i64 on every target
+        #[allow(clippy::unnecessary_cast)]
+        Ok(stat) => Ok(Some(stat.st_mtime as i64)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn cstring(name: &str) -> std::ffi::CString {

@@ -16,11 +16,3 @@ pub mod progress;
 pub mod quota;
 pub mod report;
 pub mod scan;
-
-/// The current unix time in seconds.
-pub fn unix_now() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}

@@ -8,11 +8,12 @@ use std::time::Instant;
 use chatmail_common::config::{Config, DEFAULT_CONFIG_PATH};
 use chatmail_common::daemon::{exit_with, init_logging};
 use chatmail_common::mailbox::DAY;
+use chatmail_common::unix_time;
 use clap::{Parser, Subcommand};
 
 use chatmail_expire::daily::{self, DailyOptions};
 use chatmail_expire::progress::{Display, Progress, with_progress};
-use chatmail_expire::{pool, quota, report, unix_now};
+use chatmail_expire::{pool, quota, report};
 
 /// Expiry of old mail, large mail and abandoned accounts of a chatmail relay.
 ///
@@ -86,7 +87,7 @@ fn args() -> Vec<std::ffi::OsString> {
 fn main() {
     let cli = Cli::parse_from(args());
     init_logging();
-    let real_now = unix_now();
+    let real_now = unix_time::now();
     let now = real_now - i64::from(cli.days) * DAY;
     let jobs = cli.jobs.unwrap_or_else(pool::default_jobs);
     let display = Display::choose(cli.progress, std::io::stderr().is_terminal());

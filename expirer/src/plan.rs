@@ -96,8 +96,12 @@ impl FilePlan {
 /// The decision for one mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Last login before the cut-off: the whole mailbox goes.
-    RemoveMailbox { last_login: i64 },
+    /// Last login before the cut-off: the whole mailbox goes, if its last login is still
+    /// before `inactive_before` right before the removal (its owner may log in meanwhile).
+    RemoveMailbox {
+        last_login: i64,
+        inactive_before: i64,
+    },
     /// No password file and nothing inside: the empty directory goes.
     RemoveEmptyDir,
     /// No password file, but not empty: left alone.
@@ -116,7 +120,10 @@ pub fn plan_mailbox(listing: &Listing, rules: &Rules) -> Plan {
         };
     };
     if last_login < rules.inactive_before {
-        return Plan::RemoveMailbox { last_login };
+        return Plan::RemoveMailbox {
+            last_login,
+            inactive_before: rules.inactive_before,
+        };
     }
     let mut remove = Vec::new();
     let mut gone = vec![false; listing.messages.len()];
@@ -302,7 +309,8 @@ mod tests {
         assert_eq!(
             plan_mailbox(&l, &rules()),
             Plan::RemoveMailbox {
-                last_login: NOW - 90 * DAY - 1
+                last_login: NOW - 90 * DAY - 1,
+                inactive_before: NOW - 90 * DAY,
             }
         );
         let l = Builder::new().login(Some(NOW - 90 * DAY)).done();

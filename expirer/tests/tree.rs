@@ -112,7 +112,8 @@ fn exact_day_boundaries_on_disk() {
     assert_eq!(
         plan_mailbox(&before, &rules),
         Plan::RemoveMailbox {
-            last_login: inactive_cut - 1
+            last_login: inactive_cut - 1,
+            inactive_before: inactive_cut,
         }
     );
 }
@@ -135,6 +136,48 @@ fn vanished_files_are_skipped_and_new_files_kept() {
     assert_eq!((out.files_removed, out.vanished, out.errors), (1, 1, 0));
     assert!(!b.exists());
     assert!(late.exists());
+}
+
+/// A mailbox whose last login was 100 days ago, scanned and planned for removal; with the
+/// tree, the time and the mailbox's path.
+fn inactive_mailbox() -> (Tree, i64, PathBuf, Listing, Plan) {
+    let t = Tree::new();
+    let n = now();
+    let mb = t.mailbox("user", Some(n - 100 * DAY));
+    let l = scan(&t, &format!("user@{DOMAIN}"), false);
+    let plan = plan_mailbox(&l, &Rules::daily(&config(&t), n, n));
+    assert!(matches!(plan, Plan::RemoveMailbox { .. }), "{plan:?}");
+    (t, n, mb, l, plan)
+}
+
+#[test]
+fn a_login_between_scan_and_removal_keeps_the_mailbox() {
+    let (t, n, mb, l, plan) = inactive_mailbox();
+    let msg = t.msg(&mb, "cur", n - DAY, 10, 10);
+    // the owner logs in: doveauth moves the password file's mtime to today
+    set_mtime(&mb.join("password"), n - n % DAY);
+    let dirs = MailboxDirs::open(&t.root, None).unwrap().unwrap();
+    let out = execute(dirs.root_fd(), &t.root, &l, &plan, false);
+    assert!(!out.mailbox_removed);
+    assert!(out.kept_after_login);
+    assert_eq!(out.errors, 0);
+    assert!(msg.exists());
+
+    // without the login it goes
+    set_mtime(&mb.join("password"), n - 100 * DAY);
+    let out = execute(dirs.root_fd(), &t.root, &l, &plan, false);
+    assert!(out.mailbox_removed && !out.kept_after_login);
+    assert!(!mb.exists());
+}
+
+#[test]
+fn a_password_file_gone_between_scan_and_removal_keeps_the_mailbox() {
+    let (t, _, mb, l, plan) = inactive_mailbox();
+    fs::remove_file(mb.join("password")).unwrap();
+    let dirs = MailboxDirs::open(&t.root, None).unwrap().unwrap();
+    let out = execute(dirs.root_fd(), &t.root, &l, &plan, false);
+    assert_eq!((out.mailbox_removed, out.errors), (false, 0));
+    assert!(mb.exists());
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Wall-clock time, injectable so that time-dependent decisions can be tested.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
+
+use chatmail_common::unix_time;
 
 /// A source of the current wall-clock time.
 pub trait Clock: Send + Sync + 'static {
@@ -9,7 +11,7 @@ pub trait Clock: Send + Sync + 'static {
 
     /// The current time in whole seconds since the epoch (as stored in files).
     fn unix_now(&self) -> i64 {
-        unix_seconds(self.now())
+        unix_time::from_system(self.now())
     }
 }
 
@@ -29,7 +31,7 @@ pub struct ManualClock(Mutex<SystemTime>);
 
 impl ManualClock {
     pub fn at_unix(secs: i64) -> ManualClock {
-        ManualClock(Mutex::new(from_unix_seconds(secs)))
+        ManualClock(Mutex::new(unix_time::to_system(secs)))
     }
 
     pub fn advance(&self, by: Duration) {
@@ -38,7 +40,7 @@ impl ManualClock {
     }
 
     pub fn set_unix(&self, secs: i64) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = from_unix_seconds(secs);
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = unix_time::to_system(secs);
     }
 }
 
@@ -48,33 +50,9 @@ impl Clock for ManualClock {
     }
 }
 
-/// Whole seconds since the epoch (negative before it).
-pub fn unix_seconds(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-/// The time `secs` seconds after the epoch.
-pub fn from_unix_seconds(secs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-    } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unix_round_trip() {
-        for s in [0, 1, 1_700_000_000, -5] {
-            assert_eq!(unix_seconds(from_unix_seconds(s)), s);
-        }
-    }
 
     #[test]
     fn manual_clock_moves_when_told() {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use chatmail_common::dict::{CommitReply, Handler, LookupReply, Op, Session, Transaction};
 use chatmail_common::mailbox::Address;
+use chatmail_common::warn_limited;
 
 use crate::clock::Clock;
 use crate::keys::{self, Key};
@@ -133,7 +134,7 @@ impl Handler for Metadata {
                     Key::DeviceToken => self.set_token(&addr, value).await,
                     Key::MessageNew => self.message_new(&addr).await,
                     Key::ServerInfo(_) | Key::Other => {
-                        tracing::info!(addr = %addr.as_str(), key, "refusing to store an unsupported metadata key");
+                        warn_limited!("refusing to store an unsupported metadata key", addr = %addr.as_str());
                         Err(format!("unsupported key {key}"))
                     }
                 },
@@ -142,7 +143,7 @@ impl Handler for Metadata {
                     Ok(())
                 }
                 Op::Inc { key, .. } => {
-                    tracing::info!(key, "refusing an increment");
+                    warn_limited!("refusing an increment", addr = %addr.as_str());
                     Err(format!("unsupported increment of {key}"))
                 }
             };

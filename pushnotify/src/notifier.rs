@@ -18,7 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::clock::{Clock, from_unix_seconds};
+use chatmail_common::unix_time;
+
+use crate::clock::Clock;
 use crate::gateway::{Gateway, Outcome};
 use crate::queue::{Queue, QueueItem};
 use crate::retry::{Decision, Schedule};
@@ -239,7 +241,7 @@ async fn attempt(context: Arc<Context>, mut job: Job) {
                 .failed_tries
                 .fetch_add(1, AtomicOrdering::Relaxed);
             job.failed += 1;
-            let start = from_unix_seconds(item.start_ts);
+            let start = unix_time::to_system(item.start_ts);
             match context
                 .schedule
                 .after_failure(start, job.failed, context.clock.now())

@@ -71,7 +71,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Clock, ManualClock, unix_seconds};
+    use crate::clock::{Clock, ManualClock};
 
     const T0: i64 = 1_700_000_000;
 
@@ -82,13 +82,13 @@ mod tests {
         clock: &ManualClock,
         start: SystemTime,
     ) -> Vec<i64> {
-        let mut tries = vec![unix_seconds(clock.now()) - T0];
+        let mut tries = vec![clock.unix_now() - T0];
         loop {
             match schedule.after_failure(start, tries.len(), clock.now()) {
                 Decision::Retry { delay, at } => {
                     clock.advance(delay);
                     assert_eq!(clock.now(), at);
-                    tries.push(unix_seconds(clock.now()) - T0);
+                    tries.push(clock.unix_now() - T0);
                 }
                 Decision::Drop => return tries,
             }

@@ -179,10 +179,7 @@ async fn requeue_removes_spurious_and_corrupt_files_and_keeps_start_ts() {
     std::fs::write(q.join("corrupt3"), b"\xff\xfe\n1\n2").unwrap();
     // an old notification whose deadline passed long ago: tried once anyway
     std::fs::write(q.join("aaaa"), format!("{USER}\n1000\nold")).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = chatmail_common::unix_time::now();
     std::fs::write(q.join("bbbb"), format!("{USER}\n{now}\nnew")).unwrap();
     h.start(&gw.url, fast_schedule()).await;
     assert_eq!(h.service.as_ref().unwrap().requeued, 2);

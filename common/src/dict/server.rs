@@ -1,4 +1,4 @@
-//! The dict server: an accept loop and one task per Dovecot connection.
+//! The dict server: the accept loop, and where each connection is served.
 //!
 //! Dovecot matches replies to requests by order, so each connection answers in request order.
 //! Lookups and iterations run concurrently (a slow one does not hold up reading), and their
@@ -6,92 +6,46 @@
 //! has been answered and before any later one starts, so a lookup sees earlier writes.
 //!
 //! Connections of dicts named in [`Options::threaded_dicts`] are served on a thread of their
-//! own with blocking I/O. That suits Dovecot's auth workers:
-//! few connections, one request at a time, and a reply is on the critical path of every login.
-//! A blocking read or write there waits exactly as long as the round trip needs, without the
-//! event loop's wake-ups, and a slow disk read holds up only that one connection.
+//! own with blocking I/O ([`super::threads`]); all others on the event loop
+//! ([`super::event_loop`]).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::codec::{
-    self, Command, CommitReply, LookupReply, MAX_LINE, Op, ParseError, ReplyKind, encode_iterate,
-};
+use super::event_loop;
+use super::handler::Handler;
+use super::threads::Threads;
 
-/// Requests in flight on one connection before we stop reading from it.
-const MAX_PIPELINE: usize = 256;
-/// Open transactions per connection.
-const MAX_TRANSACTIONS: usize = 1024;
-/// Operations in one transaction.
-const MAX_OPS: usize = 4096;
 /// Concurrent connections; further ones wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 16_384;
 /// Connections served on threads of their own at most; further ones stay on the event loop.
 const MAX_THREADS: usize = 256;
 
+/// How long a connection that may get a thread of its own has for its hello line.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How [`serve_with`] runs connections.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Dict names (as in the hello line) whose connections get a thread of their own.
     pub threaded_dicts: Vec<String>,
+    /// A connection on a thread is closed if its hello line is not complete by then, so that
+    /// a client that connects and sends nothing does not hold a thread.
+    pub hello_timeout: Duration,
 }
 
-/// What a connection said about itself in its hello line.
-#[derive(Debug, Clone, Default)]
-pub struct Session {
-    /// The dict name (`auth`, `lastlogin`, `metadata`, …); empty before the hello.
-    pub dict: Arc<str>,
-    /// Connection number, for logs.
-    pub conn: u64,
-}
-
-/// A committed transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transaction {
-    pub id: String,
-    /// The user named in the `B` line.
-    pub user: String,
-    pub ops: Vec<Op>,
-}
-
-/// What a dict service does with requests.
-pub trait Handler: Send + Sync + 'static {
-    fn lookup(
-        &self,
-        session: &Session,
-        key: String,
-        user: String,
-    ) -> impl Future<Output = LookupReply> + Send;
-
-    /// Rows for an iteration; the default is none.
-    fn iterate(
-        &self,
-        session: &Session,
-        flags: u32,
-        path: String,
-        user: String,
-    ) -> impl Future<Output = Result<Vec<(String, String)>, String>> + Send {
-        let _ = (session, flags, path, user);
-        async { Ok(Vec::new()) }
-    }
-
-    /// Applies a transaction; the default refuses writes.
-    fn commit(
-        &self,
-        session: &Session,
-        tx: Transaction,
-    ) -> impl Future<Output = CommitReply> + Send {
-        let _ = (session, tx);
-        async { CommitReply::Failed("this dict is read-only".into()) }
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threaded_dicts: Vec::new(),
+            hello_timeout: HELLO_TIMEOUT,
+        }
     }
 }
 
@@ -114,6 +68,7 @@ pub async fn serve_with<H: Handler>(
     let threads = Arc::new(Threads {
         dicts: options.threaded_dicts,
         permits: Arc::new(Semaphore::new(MAX_THREADS)),
+        hello_timeout: options.hello_timeout,
     });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let counter = AtomicU64::new(0);
@@ -130,7 +85,7 @@ pub async fn serve_with<H: Handler>(
                 Err(e) => {
                     // EMFILE and friends: log, back off a little, keep serving
                     tracing::error!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -146,67 +101,6 @@ pub async fn serve_with<H: Handler>(
     }
 }
 
-enum Line {
-    Complete,
-    Eof,
-    TooLong,
-}
-
-/// Reads one LF-terminated line into `buf` (without the LF). Cancel-safe: bytes are consumed
-/// from the reader only after they were appended to `buf`.
-async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Line> {
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(Line::Eof);
-        }
-        if let Some(pos) = available.iter().position(|b| *b == b'\n') {
-            buf.extend_from_slice(&available[..pos]);
-            reader.consume(pos + 1);
-            return Ok(if buf.len() > MAX_LINE {
-                Line::TooLong
-            } else {
-                Line::Complete
-            });
-        }
-        let n = available.len();
-        buf.extend_from_slice(available);
-        reader.consume(n);
-        if buf.len() > MAX_LINE {
-            return Ok(Line::TooLong);
-        }
-    }
-}
-
-type Reply<'a> = Pin<Box<dyn Future<Output = String> + Send + 'a>>;
-
-/// Per-connection protocol state.
-struct Connection<'h, H> {
-    handler: &'h H,
-    session: Session,
-    transactions: HashMap<String, PendingTx>,
-}
-
-struct PendingTx {
-    tx: Transaction,
-    /// Set when the transaction went over a limit; its commit then fails.
-    broken: Option<&'static str>,
-}
-
-/// The outcome of one request line.
-enum Step<'a> {
-    Nothing,
-    Reply(Reply<'a>),
-    /// A commit: run after all earlier replies, before anything later.
-    Barrier(Reply<'a>),
-}
-
-/// Which connections move to their own thread.
-struct Threads {
-    dicts: Vec<String>,
-    permits: Arc<Semaphore>,
-}
-
 /// Serves one connection. With threaded dicts configured (and a thread free), the connection
 /// goes to a thread of its own at once, which reads the hello and keeps the connection if its
 /// dict is threaded, else hands it back to the event loop. The hello is not read on the event
@@ -220,397 +114,20 @@ async fn connection<H: Handler>(
     threads: &Threads,
     permit: OwnedSemaphorePermit,
 ) -> io::Result<()> {
-    if !threads.dicts.is_empty()
-        && let Ok(thread_permit) = threads.permits.clone().try_acquire_owned()
-    {
-        let stream = stream.into_std()?;
-        stream.set_nonblocking(false)?;
-        let runtime = tokio::runtime::Handle::current();
-        let dicts = threads.dicts.clone();
-        std::thread::Builder::new()
-            .name("dict-conn".into())
-            .spawn(move || {
-                if let Err(e) = on_thread(handler, stream, conn, &dicts, permit, &runtime) {
-                    tracing::debug!(conn, error = %e, "dict connection ended with an error");
-                }
-                drop(thread_permit);
-            })
-            .map_err(|e| {
-                // Dovecot retries; the next connection may get a thread or the event loop
-                tracing::warn!(conn, error = %e, "cannot start a dict connection thread; closing it");
-                e
-            })?;
-        return Ok(());
+    if let Some(thread_permit) = threads.try_acquire() {
+        return threads.spawn(handler, stream, conn, permit, thread_permit);
     }
-    let (rd, wr) = stream.into_split();
-    let mut reader = BufReader::new(rd);
-    let mut first = Vec::new();
-    match read_line(&mut reader, &mut first).await? {
-        Line::Complete => {}
-        Line::Eof => return Ok(()),
-        Line::TooLong => {
-            warn_too_long(conn);
-            return Ok(());
-        }
-    }
-    let result = event_loop_connection(&*handler, reader, wr, conn, first).await;
+    let result = event_loop::serve_new(&*handler, stream, conn).await;
     drop(permit);
     result
-}
-
-fn warn_too_long(conn: u64) {
-    tracing::warn!(
-        conn,
-        limit = MAX_LINE,
-        "dict request line too long; closing connection"
-    );
-}
-
-/// A new connection on its own thread: reads the hello, then serves a threaded dict here or
-/// hands any other back to the event loop with what was read so far.
-fn on_thread<H: Handler>(
-    handler: Arc<H>,
-    stream: std::os::unix::net::UnixStream,
-    conn: u64,
-    threaded_dicts: &[String],
-    permit: OwnedSemaphorePermit,
-    runtime: &tokio::runtime::Handle,
-) -> io::Result<()> {
-    let mut reader = std::io::BufReader::new(stream.try_clone()?);
-    let mut first = Vec::new();
-    match read_line_blocking(&mut reader, &mut first)? {
-        Line::Complete => {}
-        Line::Eof => return Ok(()),
-        Line::TooLong => {
-            warn_too_long(conn);
-            return Ok(());
-        }
-    }
-    if matches!(codec::parse_line(&first), Ok(Command::Hello { dict, .. }) if threaded_dicts.contains(&dict))
-    {
-        let result = threaded_connection(&*handler, reader, stream, &first, conn, runtime);
-        drop(permit);
-        return result;
-    }
-    let leftover = std::io::Cursor::new(reader.buffer().to_vec());
-    drop(reader);
-    stream.set_nonblocking(true)?;
-    let stream = {
-        let _context = runtime.enter();
-        UnixStream::from_std(stream)?
-    };
-    let (rd, wr) = stream.into_split();
-    runtime.spawn(async move {
-        let reader = BufReader::new(leftover.chain(rd));
-        if let Err(e) = event_loop_connection(&*handler, reader, wr, conn, first).await {
-            tracing::debug!(conn, error = %e, "dict connection ended with an error");
-        }
-        drop(permit);
-    });
-    Ok(())
-}
-
-/// [`read_line`] for blocking readers.
-fn read_line_blocking<R: std::io::BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<Line> {
-    use std::io::{BufRead, Read};
-    let limit = (MAX_LINE + 1).saturating_sub(buf.len()) as u64;
-    reader.by_ref().take(limit).read_until(b'\n', buf)?;
-    if buf.last() != Some(&b'\n') {
-        return Ok(if buf.len() > MAX_LINE {
-            Line::TooLong
-        } else {
-            Line::Eof
-        });
-    }
-    buf.pop();
-    Ok(Line::Complete)
-}
-
-/// A connection on its own thread: blocking reads and writes, handler futures run to
-/// completion one at a time (which also keeps replies in order).
-fn threaded_connection<H: Handler>(
-    handler: &H,
-    mut reader: std::io::BufReader<std::os::unix::net::UnixStream>,
-    stream: std::os::unix::net::UnixStream,
-    first: &[u8],
-    conn: u64,
-    runtime: &tokio::runtime::Handle,
-) -> io::Result<()> {
-    use std::io::Write;
-    // The handler may use tokio (spawn_blocking, timers): give this thread the runtime context.
-    let _context = runtime.enter();
-    let waker = std::task::Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut writer = std::io::BufWriter::new(stream);
-    let mut state = Connection::new(handler, conn);
-    let _ = state.handle(first);
-    let mut line = Vec::new();
-    loop {
-        match read_line_blocking(&mut reader, &mut line)? {
-            Line::Complete => {}
-            Line::Eof => break,
-            Line::TooLong => {
-                warn_too_long(conn);
-                break;
-            }
-        }
-        if let Some(reply) = state.reply_now(&line, &waker) {
-            writer.write_all(reply.as_bytes())?;
-            // replies to requests that came in one read go out in one write
-            if reader.buffer().is_empty() {
-                writer.flush()?;
-            }
-        }
-        line.clear();
-    }
-    writer.flush()
-}
-
-/// Wakes a thread parked in [`block_on`].
-struct ThreadWaker(std::thread::Thread);
-
-impl std::task::Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Runs a future to completion on this thread. Most handler futures are ready at the first
-/// poll (a cache hit), which then costs nothing but the poll.
-fn block_on<T>(fut: Pin<Box<dyn Future<Output = T> + Send + '_>>, waker: &std::task::Waker) -> T {
-    let mut fut = fut;
-    let mut cx = std::task::Context::from_waker(waker);
-    loop {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
-
-async fn event_loop_connection<H: Handler, R: AsyncBufRead + Unpin>(
-    handler: &H,
-    mut reader: R,
-    wr: tokio::net::unix::OwnedWriteHalf,
-    conn: u64,
-    first: Vec<u8>,
-) -> io::Result<()> {
-    let mut writer = BufWriter::new(wr);
-    let mut state = Connection::new(handler, conn);
-    let mut pending: FuturesOrdered<Reply<'_>> = FuturesOrdered::new();
-    if let Step::Reply(fut) | Step::Barrier(fut) = state.handle(&first) {
-        pending.push_back(fut);
-    }
-    let mut line = Vec::new();
-    let mut reading = true;
-    while reading || !pending.is_empty() {
-        tokio::select! {
-            Some(reply) = pending.next(), if !pending.is_empty() => {
-                writer.write_all(reply.as_bytes()).await?;
-                if pending.is_empty() {
-                    writer.flush().await?;
-                }
-            }
-            read = read_line(&mut reader, &mut line), if reading && pending.len() < MAX_PIPELINE => {
-                match read? {
-                    Line::Eof => reading = false,
-                    Line::TooLong => {
-                        tracing::warn!(conn, limit = MAX_LINE, "dict request line too long; closing connection");
-                        reading = false;
-                        pending.clear();
-                    }
-                    Line::Complete => {
-                        let step = state.handle(&line);
-                        line.clear();
-                        match step {
-                            Step::Nothing => {}
-                            Step::Reply(fut) => pending.push_back(fut),
-                            Step::Barrier(fut) => {
-                                while let Some(reply) = pending.next().await {
-                                    writer.write_all(reply.as_bytes()).await?;
-                                }
-                                let reply = fut.await;
-                                writer.write_all(reply.as_bytes()).await?;
-                                writer.flush().await?;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    writer.flush().await?;
-    Ok(())
-}
-
-impl<'h, H: Handler> Connection<'h, H> {
-    fn new(handler: &'h H, conn: u64) -> Self {
-        Connection {
-            handler,
-            session: Session {
-                dict: Arc::from(""),
-                conn,
-            },
-            transactions: HashMap::new(),
-        }
-    }
-
-    /// Handles a line and waits for its reply (threaded connections).
-    fn reply_now(&mut self, line: &[u8], waker: &std::task::Waker) -> Option<String> {
-        match self.handle(line) {
-            Step::Nothing => None,
-            Step::Reply(fut) | Step::Barrier(fut) => Some(block_on(fut, waker)),
-        }
-    }
-
-    fn handle(&mut self, line: &[u8]) -> Step<'h> {
-        if line.is_empty() {
-            return Step::Nothing;
-        }
-        match codec::parse_line(line) {
-            Ok(cmd) => self.command(cmd),
-            Err(e) => self.bad_line(line, e),
-        }
-    }
-
-    /// Logs a malformed request (never its content: it may hold a password) and answers it
-    /// with a failure if its kind wants an answer.
-    fn bad_line(&mut self, line: &[u8], error: ParseError) -> Step<'h> {
-        let conn = self.session.conn;
-        let cmd = line
-            .first()
-            .map(|b| b.escape_ascii().to_string())
-            .unwrap_or_default();
-        tracing::warn!(conn, dict = %self.session.dict, cmd, %error, "malformed dict request");
-        let message = format!("malformed request: {error}");
-        let reply = match ReplyKind::of(line) {
-            ReplyKind::None => return Step::Nothing,
-            ReplyKind::Lookup => {
-                let mut out = String::new();
-                LookupReply::Failed(message).encode(&mut out);
-                out
-            }
-            ReplyKind::Iterate => {
-                let mut out = String::new();
-                encode_iterate(&Err(message), &mut out);
-                out
-            }
-            ReplyKind::Commit => {
-                let mut out = String::new();
-                CommitReply::Failed(message).encode("", &mut out);
-                out
-            }
-        };
-        Step::Reply(Box::pin(std::future::ready(reply)))
-    }
-
-    fn command(&mut self, cmd: Command) -> Step<'h> {
-        let handler = self.handler;
-        let conn = self.session.conn;
-        match cmd {
-            Command::Hello { major, dict, .. } => {
-                if major != 3 {
-                    tracing::warn!(conn, major, "unexpected dict protocol major version");
-                }
-                tracing::debug!(conn, dict, "dict client hello");
-                self.session.dict = Arc::from(dict);
-                Step::Nothing
-            }
-            Command::Lookup { key, user } => {
-                let session = self.session.clone();
-                Step::Reply(Box::pin(async move {
-                    let mut out = String::new();
-                    handler.lookup(&session, key, user).await.encode(&mut out);
-                    out
-                }))
-            }
-            Command::Iterate {
-                flags, path, user, ..
-            } => {
-                let session = self.session.clone();
-                Step::Reply(Box::pin(async move {
-                    let mut out = String::new();
-                    encode_iterate(
-                        &handler.iterate(&session, flags, path, user).await,
-                        &mut out,
-                    );
-                    out
-                }))
-            }
-            Command::Begin { id, user } => {
-                if self.transactions.len() >= MAX_TRANSACTIONS {
-                    tracing::warn!(conn, "too many open dict transactions; refusing another");
-                    self.transactions.insert(
-                        id.clone(),
-                        PendingTx {
-                            tx: Transaction {
-                                id,
-                                user,
-                                ops: Vec::new(),
-                            },
-                            broken: Some("too many open transactions"),
-                        },
-                    );
-                    return Step::Nothing;
-                }
-                let tx = Transaction {
-                    id: id.clone(),
-                    user,
-                    ops: Vec::new(),
-                };
-                if self
-                    .transactions
-                    .insert(id, PendingTx { tx, broken: None })
-                    .is_some()
-                {
-                    tracing::warn!(conn, "dict transaction id reused before commit");
-                }
-                Step::Nothing
-            }
-            Command::Set { id, key, value } => self.add_op(&id, Op::Set { key, value }),
-            Command::Unset { id, key } => self.add_op(&id, Op::Unset { key }),
-            Command::AtomicInc { id, key, diff } => self.add_op(&id, Op::Inc { key, diff }),
-            Command::Rollback { id } => {
-                self.transactions.remove(&id);
-                Step::Nothing
-            }
-            Command::TransactionOption { .. } => Step::Nothing,
-            Command::Commit { id } => {
-                let Some(pending) = self.transactions.remove(&id) else {
-                    tracing::warn!(conn, "commit of an unknown dict transaction");
-                    let mut out = String::new();
-                    CommitReply::Failed("unknown transaction".into()).encode(&id, &mut out);
-                    return Step::Reply(Box::pin(std::future::ready(out)));
-                };
-                let session = self.session.clone();
-                Step::Barrier(Box::pin(async move {
-                    let reply = match pending.broken {
-                        Some(reason) => CommitReply::Failed(reason.into()),
-                        None => handler.commit(&session, pending.tx).await,
-                    };
-                    let mut out = String::new();
-                    reply.encode(&id, &mut out);
-                    out
-                }))
-            }
-        }
-    }
-
-    fn add_op(&mut self, id: &str, op: Op) -> Step<'h> {
-        match self.transactions.get_mut(id) {
-            Some(p) if p.tx.ops.len() >= MAX_OPS => p.broken = Some("transaction too large"),
-            Some(p) => p.tx.ops.push(op),
-            None => tracing::warn!(
-                conn = self.session.conn,
-                "dict operation outside a transaction"
-            ),
-        }
-        Step::Nothing
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dict::codec::{CommitReply, LookupReply, MAX_LINE, Op};
+    use crate::dict::handler::{Session, Transaction};
+    use std::collections::HashMap;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -678,6 +195,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let options = Options {
             threaded_dicts: vec!["auth".into()],
+            hello_timeout: Duration::from_millis(300),
         };
         tokio::spawn(serve_with(
             listener,
@@ -796,6 +314,122 @@ mod tests {
         assert_eq!(
             exchange(&path, b"H3\t2\t0\t\tauth\nLsleep/1\tu\n").await,
             "O1:u:auth\n"
+        );
+    }
+
+    /// The hellos that get a connection served on the event loop (none) and on a thread.
+    const EXECUTORS: [&str; 2] = ["", "H3\t2\t0\t\tauth\n"];
+
+    async fn start_for(hello: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        if hello.is_empty() {
+            start().await
+        } else {
+            start_threaded().await
+        }
+    }
+
+    /// Sends `input`, closes the sending side and reads until the server closes; the server
+    /// may close before it has read everything.
+    async fn exchange_lenient(path: &std::path::Path, input: &[u8]) -> String {
+        let mut s = UnixStream::connect(path).await.unwrap();
+        let _ = s.write_all(input).await;
+        let _ = s.shutdown().await;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn too_many_open_transactions_close_the_connection() {
+        for hello in EXECUTORS {
+            let (_d, path) = start_for(hello).await;
+            let mut input = format!("{hello}Lmissing\tu\n").into_bytes();
+            for id in 0..2000 {
+                input.extend(format!("B{id}\tu\nS{id}\tk\tv\n").bytes());
+            }
+            input.extend(b"C1\nLmissing\tu\n");
+            // earlier requests are answered, nothing after the refused B
+            assert_eq!(exchange_lenient(&path, &input).await, "N\n", "{hello}");
+            // the server goes on
+            let again = format!("{hello}B1\tu\nS1\tk\tv\nC1\nLk\tu\n");
+            assert_eq!(exchange(&path, again.as_bytes()).await, "O1\nOv/u\n");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_transactions_fail_their_commit_and_the_connection_goes_on() {
+        for hello in EXECUTORS {
+            let (_d, path) = start_for(hello).await;
+            // more bytes than a connection may hold: 20 values of 60 KiB
+            let mut input = format!("{hello}B1\tu\nB2\tu\nS2\tk\tsmall\n").into_bytes();
+            let value = "x".repeat(60 * 1024);
+            for _ in 0..20 {
+                input.extend(format!("S1\tbig\t{value}\n").bytes());
+            }
+            input.extend(b"C1\nC2\nLbig\tu\nLk\tu\n");
+            // more operations than a transaction may hold
+            input.extend(b"B3\tu\n");
+            for _ in 0..5000 {
+                input.extend(b"S3\tmany\tv\n");
+            }
+            input.extend(b"C3\nLmany\tu\n");
+            let out = exchange(&path, &input).await;
+            assert_eq!(
+                out,
+                "F1\ttransaction too large\nO2\nN\nOsmall/u\n\
+                 F3\ttoo many operations in the transaction\nN\n",
+                "{hello}"
+            );
+        }
+    }
+
+    /// Threads of this process named `name`.
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_silent_client_does_not_hold_a_thread() {
+        let (_d, path) = start_threaded().await;
+        let idle: Vec<UnixStream> =
+            futures_util::future::join_all((0..4).map(|_| UnixStream::connect(&path)))
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        // one that trickles its hello in, a byte every 100 ms, is cut off all the same: the
+        // timeout is for the whole line, not for each read
+        let mut slow = UnixStream::connect(&path).await.unwrap();
+        let trickle = [b'H'; 40];
+        let mut sent = 0;
+        for b in trickle {
+            if slow.write_all(&[b]).await.is_err() {
+                break;
+            }
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(sent < trickle.len(), "the slow hello was not cut off");
+        for mut s in idle {
+            let mut out = Vec::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out));
+            assert_eq!(read.await.unwrap().unwrap(), 0);
+        }
+        // their threads are gone (a thread ends just after closing its connection)
+        // (other tests of this process may have dict threads for a moment)
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while threads_named("dict-conn") > 0 {
+            assert!(std::time::Instant::now() < deadline, "dict threads left");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // a client with a hello in time is served
+        assert_eq!(
+            exchange(&path, b"H3\t2\t0\t\tauth\nLmissing\tu\n").await,
+            "N\n"
         );
     }
 

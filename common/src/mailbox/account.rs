@@ -1,12 +1,17 @@
 //! One account's directory and files.
 
+use std::ffi::OsStr;
 use std::fs::{self, File, FileTimes};
-use std::io;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
+use rustix::io::Errno;
 
 use super::Address;
-use crate::fsutil;
+use crate::{fsutil, unix_time};
 
 const PASSWORD: &str = "password";
 const ENFORCE_E2EE_INCOMING: &str = "enforceE2EEincoming";
@@ -112,21 +117,25 @@ impl Mailbox {
     /// The stored password hash; `None` when the file is missing or empty (no account).
     pub fn read_password(&self) -> io::Result<Option<String>> {
         match fs::read_to_string(self.password_path()) {
-            Ok(s) => {
-                let s = s.trim_end_matches(['\n', '\r']).to_string();
-                Ok((!s.is_empty()).then_some(s))
-            }
+            Ok(text) => Ok(stored_hash(text)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
     }
 
     /// Creates the account with `hash` unless it already has a password, which is never
-    /// overwritten. Safe against concurrent callers, also in other processes: the password
-    /// file appears atomically via `link(2)`, which fails if it exists. The
-    /// `enforceE2EEincoming` flag is created first, so no account is ever visible without it.
+    /// overwritten; returns the stored hash then. Of concurrent callers, also in other
+    /// processes, exactly one creates the account and the others get its hash (see
+    /// [`install_password`]). The `enforceE2EEincoming` flag is created first, so no account
+    /// is ever visible without it.
     ///
-    /// Durability: the hash is fsynced before the link, the mailbox directory after it (which
+    /// A password file that is not empty is a password, even if it is no complete hash (a
+    /// crash or a full disk while another program wrote it): nobody can log in then until an
+    /// operator removes the file, but nobody takes over the account and its mail either. This
+    /// writer never leaves such a file: the hash is written to a temporary file and fsynced
+    /// before it becomes the password file, and the temporary file is removed in any case.
+    ///
+    /// Durability: the mailbox directory is fsynced after the password file appeared (which
     /// also makes the empty flag file's entry durable), and the parent when the mailbox
     /// directory is new.
     pub fn create_password(&self, hash: &str) -> io::Result<Created> {
@@ -138,26 +147,23 @@ impl Mailbox {
         {
             return Err(e);
         }
-        let path = self.password_path();
-        let tmp = fsutil::temp_path_for(&path);
-        fsutil::write_new(&tmp, hash.as_bytes(), 0o600)?;
-        let result = match fs::hard_link(&tmp, &path) {
-            Ok(()) => Ok(Created::New),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match self.read_password() {
-                Ok(Some(existing)) => Ok(Created::Existing(existing)),
-                // an empty password file means "no account": replace it
-                Ok(None) => fs::rename(&tmp, &path).map(|()| Created::New),
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        };
-        let _ = fs::remove_file(&tmp);
-        if result.as_ref().is_ok_and(|c| *c == Created::New) {
-            fsutil::sync_dir(&self.dir)?;
+        let dir = rustix::fs::open(
+            &self.dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let tmp = fsutil::temp_path_for(&self.password_path());
+        let tmp_name = tmp.file_name().unwrap_or_default();
+        let result = write_new_at(&dir, tmp_name, hash.as_bytes())
+            .and_then(|()| install_password(&dir, tmp_name));
+        let _ = rustix::fs::unlinkat(&dir, tmp_name, AtFlags::empty());
+        if matches!(result, Ok(Created::New)) {
+            rustix::fs::fsync(&dir)?;
             if new_dir && let Some(parent) = self.dir.parent() {
                 fsutil::sync_dir(parent)?;
             }
         }
+        // closing `dir` releases the lock that install_password may have taken
         result
     }
 
@@ -208,7 +214,7 @@ impl Mailbox {
             Err(e) => return Err(e),
         };
         let current = file.metadata()?.modified()?;
-        let target = unix_time(day);
+        let target = unix_time::to_system(day);
         if current == target {
             return Ok(LastLogin::Unchanged);
         }
@@ -217,17 +223,89 @@ impl Mailbox {
     }
 }
 
+/// Makes the hash in the file `tmp` of the mailbox directory `dir` its password file, unless
+/// the account has a password. Decides between concurrent callers:
+///
+/// * no password file: `link(2)`, which fails if the name exists, so exactly one link wins;
+/// * a password file exists: under an exclusive `flock(2)` on the directory, look again. A
+///   hash: the account exists. Empty: replace it by `rename(2)`. Only the first holder of the
+///   lock finds it empty; the others then find its hash. Nothing else ever changes an existing
+///   password file (the link above needs it missing), so what is read under the lock is still
+///   there at the rename.
+///
+/// Every step is relative to `dir` (so is the writing of `tmp`): if the directory is removed
+/// meanwhile (expiry), the steps fail instead of acting on a new directory of the same name.
+fn install_password(dir: &OwnedFd, tmp: &OsStr) -> io::Result<Created> {
+    match rustix::fs::linkat(dir, tmp, dir, PASSWORD, AtFlags::empty()) {
+        Ok(()) => return Ok(Created::New),
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    rustix::fs::flock(dir, FlockOperation::LockExclusive)?;
+    match PasswordFile::read_at(dir)? {
+        PasswordFile::Hash(existing) => Ok(Created::Existing(existing)),
+        PasswordFile::Empty => {
+            rustix::fs::renameat(dir, tmp, dir, PASSWORD)?;
+            Ok(Created::New)
+        }
+        // removed since the link failed (by an operator): a new link decides again
+        PasswordFile::Missing => {
+            match rustix::fs::linkat(dir, tmp, dir, PASSWORD, AtFlags::empty()) {
+                Ok(()) => Ok(Created::New),
+                Err(Errno::EXIST) => match PasswordFile::read_at(dir)? {
+                    PasswordFile::Hash(existing) => Ok(Created::Existing(existing)),
+                    _ => Err(io::Error::other("the password file keeps changing")),
+                },
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Writes `data` to the new file `name` (mode 0600) in `dir` and fsyncs it.
+fn write_new_at(dir: &OwnedFd, name: &OsStr, data: &[u8]) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    let mut file = File::from(rustix::fs::openat(
+        dir,
+        name,
+        flags,
+        Mode::RUSR | Mode::WUSR,
+    )?);
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+/// What a mailbox directory holds as its password file.
+enum PasswordFile {
+    Missing,
+    Empty,
+    Hash(String),
+}
+
+impl PasswordFile {
+    /// Reads the password file of the mailbox directory `dir` (a symlink is an error).
+    fn read_at(dir: &OwnedFd) -> io::Result<PasswordFile> {
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let fd = match rustix::fs::openat(dir, PASSWORD, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(PasswordFile::Missing),
+            Err(e) => return Err(e.into()),
+        };
+        let mut text = String::new();
+        File::from(fd).read_to_string(&mut text)?;
+        Ok(stored_hash(text).map_or(PasswordFile::Empty, PasswordFile::Hash))
+    }
+}
+
+/// The hash in a password file's text; `None` if there is none (empty file).
+fn stored_hash(text: String) -> Option<String> {
+    let hash = text.trim_end_matches(['\n', '\r']);
+    (!hash.is_empty()).then(|| hash.to_string())
+}
+
 /// The start (UTC midnight) of the day containing unix time `ts`.
 pub fn login_day(ts: i64) -> i64 {
     ts - ts.rem_euclid(DAY)
-}
-
-fn unix_time(ts: i64) -> SystemTime {
-    if ts >= 0 {
-        UNIX_EPOCH + Duration::from_secs(ts as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_secs(ts.unsigned_abs())
-    }
 }
 
 #[cfg(test)]
@@ -309,22 +387,74 @@ mod tests {
     #[test]
     fn concurrent_creation_creates_one_account() {
         let (_d, mb) = setup();
-        let results: Vec<Created> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..32)
+        let results = create_concurrently(&mb);
+        assert_one_winner(&mb, &results);
+    }
+
+    /// Creates with 16 threads at once, each its own hash; returns what each got.
+    fn create_concurrently(mb: &Mailbox) -> Vec<(String, Created)> {
+        let start = std::sync::Barrier::new(16);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
                 .map(|i| {
-                    let mb = &mb;
-                    s.spawn(move || mb.create_password(&format!("{{X}}{i}")).unwrap())
+                    let start = &start;
+                    s.spawn(move || {
+                        let hash = format!("{{X}}{i}");
+                        start.wait();
+                        let created = mb.create_password(&hash).unwrap();
+                        (hash, created)
+                    })
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        assert_eq!(results.iter().filter(|r| **r == Created::New).count(), 1);
-        let stored = mb.read_password().unwrap().unwrap();
-        for r in results {
-            if let Created::Existing(h) = r {
-                assert_eq!(h, stored);
+        })
+    }
+
+    /// Exactly one caller created the account, with its own hash; every other got that hash.
+    fn assert_one_winner(mb: &Mailbox, results: &[(String, Created)]) {
+        let winners: Vec<_> = results
+            .iter()
+            .filter(|(_, c)| *c == Created::New)
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        for (_, created) in results {
+            if let Created::Existing(h) = created {
+                assert_eq!(*h, winners[0]);
             }
         }
+        assert_eq!(mb.read_password().unwrap().as_ref(), Some(&winners[0]));
+        // no temporary files left behind
+        let mut names: Vec<_> = fs::read_dir(mb.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["enforceE2EEincoming", "password"]);
+    }
+
+    #[test]
+    fn concurrent_creation_over_an_empty_password_file_creates_one_account() {
+        // the race is narrow: many rounds
+        for empty in ["", "\n", "\r\n"].repeat(20) {
+            let (_d, mb) = setup();
+            fsutil::create_private_dir(mb.dir()).unwrap();
+            fs::write(mb.password_path(), empty).unwrap();
+            let results = create_concurrently(&mb);
+            assert_one_winner(&mb, &results);
+        }
+    }
+
+    #[test]
+    fn a_partial_password_file_is_never_replaced() {
+        let (_d, mb) = setup();
+        fsutil::create_private_dir(mb.dir()).unwrap();
+        let partial = "{SHA512-CRYPT}$6$abcdefgh";
+        fs::write(mb.password_path(), partial).unwrap();
+        for (_, created) in create_concurrently(&mb) {
+            assert_eq!(created, Created::Existing(partial.into()));
+        }
+        assert_eq!(fs::read_to_string(mb.password_path()).unwrap(), partial);
     }
 
     #[test]
@@ -339,7 +469,7 @@ mod tests {
             mb.set_last_login(1_700_000_000).unwrap(),
             LastLogin::Updated
         );
-        let day = unix_time(login_day(1_700_000_000));
+        let day = unix_time::to_system(login_day(1_700_000_000));
         assert_eq!(mb.last_login().unwrap(), Some(day));
         assert_eq!(
             mb.set_last_login(1_700_000_000 + 60).unwrap(),

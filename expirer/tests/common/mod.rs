@@ -6,7 +6,9 @@ use std::fs::{self, File, FileTimes};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use chatmail_common::unix_time;
 
 pub const DAY: i64 = 86_400;
 pub const DOMAIN: &str = "example.org";
@@ -14,14 +16,11 @@ pub const DOMAIN: &str = "example.org";
 static COUNTER: AtomicU64 = AtomicU64::new(1);
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    unix_time::now()
 }
 
 pub fn at(ts: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(ts as u64)
+    unix_time::to_system(ts)
 }
 
 pub fn set_mtime(path: &Path, ts: i64) {
