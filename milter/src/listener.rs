@@ -97,6 +97,24 @@ pub struct ServeConfig {
     pub connection_timeout: Duration,
 }
 
+/// Open connections per listener at least, whatever `max_smtp_connections` says.
+const MIN_CONNECTIONS: usize = 100;
+
+impl ServeConfig {
+    /// Limits for a relay whose Postfix runs at most `max_smtp_connections` smtpd processes
+    /// per service (chatmail.ini): each of them, and each cleanup process, holds one milter
+    /// connection. The milter thus has at most three times this many connections open, one
+    /// file descriptor each (the systemd unit's `LimitNOFILE=` is sized for that).
+    pub fn for_max_smtp_connections(max_smtp_connections: u32) -> Self {
+        ServeConfig {
+            max_connections: usize::try_from(max_smtp_connections)
+                .unwrap_or(usize::MAX)
+                .max(MIN_CONNECTIONS),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
