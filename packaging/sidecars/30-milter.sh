@@ -20,11 +20,18 @@ done
 unset _addr
 
 # The socket directory: the milter (vmail) binds there, Postfix (smtpd and cleanup, user
-# postfix) connects; the sockets themselves are mode 0666.
+# postfix) connects. It is setgid, group postfix: the sockets (mode 0660) get that group, so
+# Postfix connects and nobody else does, and the milter needs no membership in Postfix's
+# group. (An existing directory of an older version, vmail:vmail 0755, is changed.)
 prepare() {
-    local sock
+    local sock dir
     for sock in "${sockets[@]}"; do
-        install -d -o vmail -g vmail -m 0755 "$(dirname "$sock")"
+        dir=$(dirname "$sock")
+        # Never re-own a directory of someone else's (e.g. /run for unix:/run/x.sock).
+        if [[ -e $dir && $(stat -c %U "$dir") != vmail ]]; then
+            die "milter socket $sock: $dir belongs to $(stat -c %U "$dir"), not vmail; give the milter's sockets a directory of their own"
+        fi
+        install -d -o vmail -g postfix -m 2750 "$dir"
     done
     milter_dkim_key
 }

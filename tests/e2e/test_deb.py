@@ -4,9 +4,12 @@ Built from the release binaries `packaging/relay up` made; installed with dpkg o
 machine, whose Postfix and Dovecot satisfy its dependencies, then purged again.
 """
 
+import grp
 import os
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -99,6 +102,10 @@ def test_install_upgrade_purge(deb, tmp_path):
         status = run("dpkg-query", "-W", "-f=${Status}", "chatmail-relay").stdout
         assert status == "install ok installed"
         run("getent", "passwd", "vmail")
+        spool = os.stat("/var/spool/postfix/chatmail")
+        assert (spool.st_uid, spool.st_gid) == (pwd.getpwnam("vmail").pw_uid,
+                                                grp.getgrnam("postfix").gr_gid)
+        assert stat.S_IMODE(spool.st_mode) == 0o2750, oct(spool.st_mode)
         for name in BINARIES:
             out = run(f"/usr/bin/{name}", "--version").stdout
             assert workspace_version() in out, out
