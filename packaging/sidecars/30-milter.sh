@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2034
 # chatmail-milter: only OpenPGP-encrypted mail in and out. Postfix's submission/smtps services
 # use the outbound listener, port 25 the inbound one (master.cf: -o smtpd_milters=...), mail
-# Postfix makes itself (bounces) the internal one (main.cf: non_smtpd_milters, DKIM relays).
+# Postfix makes itself (bounces, sendmail) the internal one (main.cf: non_smtpd_milters).
 # Sourced by packaging/relay (see sidecars/README.md).
 name=milter
 # vmail: the milter reads each recipient's enforceE2EEincoming flag in mailboxes_dir.
@@ -76,11 +76,8 @@ postfix_milter_addr() {
 template_values() {
     TPL[MILTER_OUTBOUND]=$(postfix_milter_addr "$MILTER_OUTBOUND")
     TPL[MILTER_INBOUND]=$(postfix_milter_addr "$MILTER_INBOUND")
-    # Bounces get DKIM-signed on relays with a domain; an IP-only relay does no DKIM, and
-    # its bounces need no milter.
-    if is_ipv4 "$(ini_get mail_domain "")"; then
-        TPL[NON_SMTPD_MILTERS]=
-    else
-        TPL[NON_SMTPD_MILTERS]=$(postfix_milter_addr "$MILTER_INTERNAL")
-    fi
+    # Mail Postfix makes itself goes to the internal listener on every relay: cleartext that
+    # sendmail(1) on this machine would inject is refused, bounces pass (and get DKIM-signed
+    # on relays with a domain; an IP-only relay signs nothing).
+    TPL[NON_SMTPD_MILTERS]=$(postfix_milter_addr "$MILTER_INTERNAL")
 }
