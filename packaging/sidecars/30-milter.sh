@@ -6,6 +6,8 @@
 name=milter
 # vmail: the milter reads each recipient's enforceE2EEincoming flag in mailboxes_dir.
 user=vmail
+# chatmail-dkim: the milter, and no other process of vmail, may read the DKIM key.
+groups=(chatmail-dkim)
 umask=0022
 runtime_dirs=()
 command=(chatmail-milter --config "$CHATMAIL_INI")
@@ -37,8 +39,11 @@ prepare() {
 }
 
 # DKIM (relays with a domain name; an IP-only relay neither signs nor verifies): the signing
-# key is created when missing (RSA 2048, root:vmail 0640, so the milter can read it), and the
-# DNS record that publishes it is written next to chatmail.ini (dkim.txt) for the operator.
+# key is created when missing (RSA 2048), and the DNS record that publishes it is written next
+# to chatmail.ini (dkim.txt) for the operator. The key is root:chatmail-dkim 0640 in a
+# directory root:chatmail-dkim 0750: readable by the milter (supplementary group
+# chatmail-dkim), not by Dovecot's mail processes, which also run as vmail. A key of an older
+# version (group vmail) is moved to group chatmail-dkim.
 milter_dkim_key() {
     local domain key selector record txt
     domain=$(ini_get mail_domain "")
@@ -46,20 +51,31 @@ milter_dkim_key() {
     key=$(ini_get dkim_key /etc/dkimkeys/opendkim.private)
     selector=$(ini_get dkim_selector opendkim)
     if [[ ! -e $key ]]; then
-        install -d -o root -g vmail -m 0750 "$(dirname "$key")"
+        install -d -o root -g chatmail-dkim -m 0750 "$(dirname "$key")"
         (umask 0027 && openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
             -out "$key.tmp") || die "cannot create the DKIM key $key"
-        chown root:vmail "$key.tmp"
+        chown root:chatmail-dkim "$key.tmp"
         chmod 0640 "$key.tmp"
         mv "$key.tmp" "$key"
         log "created DKIM key $key (selector $selector)"
     fi
+    dkim_key_from_vmail_group "$(dirname "$key")" 0750
+    dkim_key_from_vmail_group "$key" 0640
     record=$(openssl pkey -in "$key" -pubout -outform DER | base64 -w0) ||
         die "cannot read the DKIM key $key"
     txt="$(dirname "$CHATMAIL_INI")/dkim.txt"
     printf '%s._domainkey.%s. TXT "v=DKIM1; k=rsa; p=%s"\n' "$selector" "$domain" "$record" \
         >"$txt.tmp" && mv "$txt.tmp" "$txt"
     log "DKIM DNS record for $domain: $txt"
+}
+
+# dkim_key_from_vmail_group PATH MODE: PATH of group vmail (as older versions made the key and
+# its directory) goes to group chatmail-dkim with MODE. Anything else is left alone.
+dkim_key_from_vmail_group() {
+    [[ $(stat -c %G "$1") == vmail ]] || return 0
+    chgrp chatmail-dkim "$1"
+    chmod "$2" "$1"
+    log "$1: group vmail -> chatmail-dkim (mode $2)"
 }
 
 # smtpd_milters value for Postfix: a socket under the queue directory is given relative to

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from relaytest import CHATMAIL_INI, read_config
 
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = ["chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire"]
@@ -76,6 +77,7 @@ def test_contents(deb):
     assert "/usr/share/doc/chatmail-relay/copyright" in entries
     assert "/usr/share/doc/chatmail-relay/examples/chatmail.ini" in entries
     assert "/usr/share/chatmail-relay/templates/postfix/master.cf" in entries
+    assert entries["/usr/lib/chatmail-relay/ini-get"][0] == "-rwxr-xr-x"
     assert all(fields[1] == "root/root" for fields in entries.values())
 
 
@@ -96,6 +98,12 @@ def test_install_upgrade_purge(deb, tmp_path):
     if run("dpkg-query", "-W", "chatmail-relay", check=False).returncode == 0:
         pytest.skip("chatmail-relay is installed on this machine already; not touching it")
     vmail_home = os.stat("/home/vmail") if Path("/home/vmail").exists() else None
+    # A DKIM key of the local relay, if there is one, as earlier versions had it: group vmail.
+    params = read_config().params if CHATMAIL_INI.exists() else {}
+    dkim_key = Path(params.get("dkim_key", "/etc/dkimkeys/opendkim.private"))
+    if dkim_key.exists():
+        for path in [dkim_key.parent, dkim_key]:
+            os.chown(path, -1, grp.getgrnam("vmail").gr_gid)
     try:
         installed = run("dpkg", "-i", str(deb), check=False)
         assert installed.returncode == 0, installed.stdout + installed.stderr
@@ -106,6 +114,12 @@ def test_install_upgrade_purge(deb, tmp_path):
         assert (spool.st_uid, spool.st_gid) == (pwd.getpwnam("vmail").pw_uid,
                                                 grp.getgrnam("postfix").gr_gid)
         assert stat.S_IMODE(spool.st_mode) == 0o2750, oct(spool.st_mode)
+        assert "vmail" not in grp.getgrnam("chatmail-dkim").gr_mem
+        if dkim_key.exists():
+            for path, mode in [(dkim_key.parent, 0o750), (dkim_key, 0o640)]:
+                st = path.stat()
+                assert grp.getgrgid(st.st_gid).gr_name == "chatmail-dkim", path
+                assert stat.S_IMODE(st.st_mode) == mode, path
         for name in BINARIES:
             out = run(f"/usr/bin/{name}", "--version").stdout
             assert workspace_version() in out, out
