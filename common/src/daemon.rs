@@ -111,20 +111,12 @@ pub enum Listener {
 }
 
 impl Listener {
-    /// Binds `addr`. A stale unix socket file is replaced; the socket gets `mode`.
+    /// Binds `addr`. A unix socket gets `mode`, which must give other users no access, before
+    /// it appears at its path, and replaces a stale socket file there.
     pub fn bind(addr: &ListenAddr, mode: u32) -> io::Result<Listener> {
         match addr {
             ListenAddr::Unix(path) => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                let listener = std::os::unix::net::UnixListener::bind(path)?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+                let listener = bind_unix(path, mode)?;
                 listener.set_nonblocking(true)?;
                 Ok(Listener::Unix(tokio::net::UnixListener::from_std(
                     listener,
@@ -160,6 +152,57 @@ impl Listener {
                 "expected a unix socket",
             )),
         }
+    }
+}
+
+/// Mode bits that no socket of ours may have: any access for other users. Who may connect
+/// is decided by the socket's owner and group (and the directory it is in).
+const OTHERS: u32 = 0o007;
+
+/// Connections waiting to be accepted on a socket we bind; the kernel caps it at
+/// `net.core.somaxconn` (4096 by default).
+const BACKLOG: i32 = 4096;
+
+/// Binds a unix socket at `path` with permission bits `mode` (which must give other users no
+/// access), creating missing parent directories and replacing a stale socket file.
+///
+/// The socket gets `mode` before it is bound: Linux creates the socket file with the socket's
+/// own mode less the umask, so the file is never more open than `mode`, whatever the umask;
+/// then the file gets exactly `mode`. Its group is the process's, or the directory's if that
+/// is setgid (the milter's sockets get Postfix's group this way).
+fn bind_unix(path: &Path, mode: u32) -> io::Result<std::os::unix::net::UnixListener> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+
+    if mode & OTHERS != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: refusing socket mode {mode:04o}, which gives other users access",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    remove_if_present(path)?;
+    let socket = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    rustix::fs::fchmod(&socket, rustix::fs::Mode::from_raw_mode(mode))?;
+    rustix::net::bind(&socket, &SocketAddrUnix::new(path)?)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    rustix::net::listen(&socket, BACKLOG)?;
+    Ok(std::os::unix::net::UnixListener::from(socket))
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -309,16 +352,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/x.sock");
         let addr = ListenAddr::Unix(path.clone());
-        drop(Listener::bind(&addr, 0o660).unwrap());
-        let l = Listener::bind(&addr, 0o666).unwrap();
+        drop(Listener::bind(&addr, 0o600).unwrap());
+        let l = Listener::bind(&addr, 0o660).unwrap();
         assert!(matches!(l, Listener::Unix(_)));
 
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o666);
-        drop(listen("x", &addr, 0o666).unwrap());
+        assert_eq!(mode & 0o777, 0o660);
+        std::os::unix::net::UnixStream::connect(&path).expect("the socket answers");
+
+        drop(listen("x", &addr, 0o660).unwrap());
         assert!(path.exists(), "listen() keeps the socket file");
-        let (_l, guard) = listen_with_cleanup("x", &addr, 0o666).unwrap();
+        let (_l, guard) = listen_with_cleanup("x", &addr, 0o660).unwrap();
         drop(guard);
         assert!(!path.exists(), "the guard removes it");
+    }
+
+    /// What `bind_unix` relies on: the socket file is made with the socket's mode (less the
+    /// umask), not with 0777 less the umask.
+    #[test]
+    fn linux_makes_the_socket_file_with_the_sockets_mode() {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .map(|m| u32::from_str_radix(m.trim(), 8).unwrap())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sock");
+        let socket = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )
+        .unwrap();
+        rustix::fs::fchmod(&socket, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        rustix::net::bind(&socket, &SocketAddrUnix::new(&path).unwrap()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600 & !umask);
+    }
+
+    #[test]
+    fn bind_refuses_modes_that_let_other_users_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.sock");
+        for mode in [0o666, 0o662, 0o604, 0o777] {
+            let err = Listener::bind(&ListenAddr::Unix(path.clone()), mode).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{mode:o}");
+            assert!(err.to_string().contains("other users"), "{err}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -20,8 +20,9 @@ fn main() {
     runtime.block_on(async {
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path).expect("bind");
-        // Postfix's smtpd and cleanup connect as the postfix user
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        // As chatmail-milter's: Postfix's smtpd and cleanup connect through the group of the
+        // socket directory (setgid, group postfix)
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).expect("chmod");
         let callbacks: Callbacks<()> = Callbacks::new()
             .on_negotiate(|cx, _actions, mta_opts| {
                 Box::pin(async move {

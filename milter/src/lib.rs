@@ -5,9 +5,10 @@
 //! * [`ratelimit`]: the per-sender GCRA send limit;
 //! * [`message`]: the bounded message buffer rebuilt from milter events;
 //! * [`dkim`]: DKIM signing (outbound) and strict verification (inbound);
+//! * [`shared`]: the state all connections share, made from `chatmail.ini`;
 //! * [`session`]: one Postfix connection, its direction and the message in progress;
 //! * [`callbacks`]: indymilter glue;
-//! * [`listener`]: the outbound and inbound listeners and the servers on them.
+//! * [`listener`]: the outbound, inbound and internal listeners and the servers on them.
 
 pub mod callbacks;
 pub mod dkim;
@@ -16,3 +17,4 @@ pub mod message;
 pub mod policy;
 pub mod ratelimit;
 pub mod session;
+pub mod shared;

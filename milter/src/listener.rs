@@ -3,8 +3,14 @@
 //! The listener a connection arrives on decides its policy: `outbound` for Postfix's
 //! submission/smtps services, `inbound` for port 25, `internal` for the mail Postfix makes
 //! itself (`non_smtpd_milters`: bounces). Sockets come from systemd
-//! (`FileDescriptorName=outbound` / `inbound` / `internal`) or are bound here; unix sockets
-//! get mode 0666 so that Postfix's smtpd and cleanup processes (user `postfix`) can connect.
+//! (`FileDescriptorName=outbound` / `inbound` / `internal`) or are bound here.
+//!
+//! Unix sockets bound here get mode 0660 and the group of their directory: Postfix's smtpd
+//! and cleanup processes (user and group `postfix`) connect, nobody else. The directory is
+//! made setgid, group `postfix`, by the packaging (`packaging/sidecars/30-milter.sh`, the
+//! Debian postinst), so the milter itself (user `vmail`) needs no membership in Postfix's
+//! group. With a directory of another group, Postfix cannot connect and mail is tempfailed
+//! (`milter_default_action = tempfail`): never let through.
 
 use std::future::Future;
 use std::io;
@@ -20,8 +26,9 @@ use crate::callbacks::make_callbacks;
 use crate::policy::Direction;
 use crate::session::Shared;
 
-/// Mode of unix sockets we bind ourselves.
-pub const SOCKET_MODE: u32 = 0o666;
+/// Mode of unix sockets we bind ourselves: owner (the milter) and group (`postfix`, from
+/// the setgid directory) only.
+pub const SOCKET_MODE: u32 = 0o660;
 
 pub type MilterListener = EitherListener<TcpListener, UnixListener>;
 
@@ -97,6 +104,24 @@ pub struct ServeConfig {
     pub connection_timeout: Duration,
 }
 
+/// Open connections per listener at least, whatever `max_smtp_connections` says.
+const MIN_CONNECTIONS: usize = 100;
+
+impl ServeConfig {
+    /// Limits for a relay whose Postfix runs at most `max_smtp_connections` smtpd processes
+    /// per service (chatmail.ini): each of them, and each cleanup process, holds one milter
+    /// connection. The milter thus has at most three times this many connections open, one
+    /// file descriptor each (the systemd unit's `LimitNOFILE=` is sized for that).
+    pub fn for_max_smtp_connections(max_smtp_connections: u32) -> Self {
+        ServeConfig {
+            max_connections: usize::try_from(max_smtp_connections)
+                .unwrap_or(usize::MAX)
+                .max(MIN_CONNECTIONS),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
@@ -161,4 +186,34 @@ pub async fn serve(
         let _ = std::fs::remove_file(f);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    /// As the packaging makes it: a setgid directory of Postfix's group. As root the test
+    /// uses group `nogroup` (65534) for Postfix's; otherwise its own group (mode only).
+    #[tokio::test]
+    async fn sockets_get_mode_0660_and_the_group_of_a_setgid_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let sockets = dir.path().join("chatmail");
+        std::fs::create_dir(&sockets).unwrap();
+        let group = if std::fs::metadata(dir.path()).unwrap().uid() == 0 {
+            65534
+        } else {
+            std::fs::metadata(dir.path()).unwrap().gid()
+        };
+        std::os::unix::fs::chown(&sockets, None, Some(group)).unwrap();
+        std::fs::set_permissions(&sockets, std::fs::Permissions::from_mode(0o2750)).unwrap();
+
+        let path = sockets.join("inbound.sock");
+        let bound = bind(Direction::Inbound, &ListenAddr::Unix(path.clone())).unwrap();
+        assert_eq!(bound.socket_file.as_deref(), Some(path.as_path()));
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o660, "owner and group only");
+        assert_eq!(meta.gid(), group, "the setgid directory's group");
+    }
 }

@@ -1,18 +1,13 @@
 //! `chatmail-milter`: the Postfix milter of a chatmail relay.
 
-use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chatmail_common::config::{Config, DEFAULT_CONFIG_PATH};
 use chatmail_common::daemon::{self, ListenAddr, exit_with};
-use chatmail_common::mailbox::Mailboxes;
-use chatmail_milter::dkim::Dkim;
 use chatmail_milter::listener::{self, ServeConfig};
-use chatmail_milter::message::BufferBudget;
 use chatmail_milter::policy::Direction;
-use chatmail_milter::ratelimit::SendLimiter;
-use chatmail_milter::session::Shared;
+use chatmail_milter::shared::Shared;
 use clap::Parser;
 
 /// Postfix milter of a chatmail relay: only OpenPGP-encrypted mail in and out.
@@ -94,9 +89,10 @@ async fn run(
     listeners: [(Direction, ListenAddr); 3],
     max_buffered_mb: Option<usize>,
 ) {
-    // The key is checked before the sockets are opened: a bad key is a bad configuration.
-    let dkim = Dkim::from_config(&config).unwrap_or_else(|e| exit_with(e));
-    match &dkim {
+    // The DKIM key is loaded before the sockets are opened: a bad key is a bad configuration.
+    let shared =
+        Arc::new(Shared::from_config(&config, max_buffered_mb).unwrap_or_else(|e| exit_with(e)));
+    match &shared.dkim {
         None => tracing::info!(
             mail_domain = %config.mail_domain,
             "DKIM is off: this relay is IP-only (no signing, no verification)"
@@ -113,64 +109,24 @@ async fn run(
     }
     let wanted: Vec<(Direction, &ListenAddr)> = listeners.iter().map(|(d, a)| (*d, a)).collect();
     let bound = listener::open(&wanted).unwrap_or_else(|e| exit_with(e));
-    let limiter = SendLimiter::new(
-        NonZeroU32::new(config.max_user_send_per_minute).unwrap_or(NonZeroU32::MIN),
-        NonZeroU32::new(config.max_user_send_burst_size).unwrap_or(NonZeroU32::MIN),
-    );
-    let buffer_limit = Shared::buffer_limit_for(config.max_message_size);
-    let budget = max_buffered_mb
-        .map(|mb| mb.saturating_mul(1024 * 1024))
-        .unwrap_or_else(|| Shared::default_budget(buffer_limit));
-    let shared = Arc::new(Shared {
-        limiter,
-        mail_domain: config.mail_domain.clone(),
-        mailboxes: Mailboxes::new(config.mailboxes_dir.clone()),
-        buffer_limit,
-        budget: Arc::new(BufferBudget::new(budget)),
-        dkim,
-    });
-    let cleanup = shared.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            cleanup.limiter.forget_idle();
-        }
-    });
-    let serve_config = ServeConfig {
-        max_connections: usize::try_from(config.max_smtp_connections)
-            .unwrap_or(1000)
-            .max(100),
-        ..Default::default()
-    };
+    tokio::spawn(shared.clone().forget_idle_senders());
+    let serve_config = ServeConfig::for_max_smtp_connections(config.max_smtp_connections);
     tracing::info!(
         config = %config.path.display(),
         mail_domain = %config.mail_domain,
         max_user_send_per_minute = config.max_user_send_per_minute,
         max_user_send_burst_size = config.max_user_send_burst_size,
         max_message_size = config.max_message_size,
-        max_buffered_mb = budget / (1024 * 1024),
+        max_buffered_mb = shared.budget.limit() / (1024 * 1024),
+        max_connections = serve_config.max_connections,
         "chatmail-milter starting"
     );
     // Signal handlers exist before READY=1: a SIGTERM right after it must stop us cleanly.
-    let shutdown = shutdown_signal().unwrap_or_else(|e| exit_with(e));
+    let shutdown = daemon::shutdown_signal();
     daemon::notify_ready();
     let result = listener::serve(shared, bound, serve_config, shutdown).await;
     daemon::notify_stopping();
     if let Err(e) = result {
         exit_with(format!("milter stopped: {e}"));
     }
-}
-
-/// Installs the SIGTERM/SIGINT handlers now; the returned future completes on either.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
-        }
-    })
 }

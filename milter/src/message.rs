@@ -23,6 +23,11 @@ impl BufferBudget {
         }
     }
 
+    /// Bytes all buffers together may hold.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Bytes currently held by all buffers.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)

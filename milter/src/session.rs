@@ -5,51 +5,20 @@
 
 use std::sync::Arc;
 
-use chatmail_common::mailbox::{Incoming, Mailboxes};
+use chatmail_common::mailbox::Incoming;
 
-use crate::dkim::{Dkim, DkimVerdict};
-use crate::message::{BufferBudget, Finished, MessageBuffer, Overflow};
+use crate::dkim::DkimVerdict;
+use crate::message::{Finished, MessageBuffer, Overflow};
 use crate::policy::envelope::{Envelope, Recipient, Sender, strip_angle_brackets};
 use crate::policy::recipient::{Destination, destination};
 use crate::policy::verdict::{Refused, Reply, Verdict, log_text, reply_safe};
 use crate::policy::{self, Direction, Evaluation};
-use crate::ratelimit::SendLimiter;
+pub use crate::shared::Shared;
 
 /// Messages larger than this are checked on the blocking thread pool.
 const INLINE_CHECK_MAX: usize = 64 * 1024;
 /// Recipients beyond this are refused with a temporary error.
 const MAX_RECIPIENTS: usize = 10_000;
-
-/// State shared by every connection of both listeners.
-pub struct Shared {
-    pub limiter: SendLimiter,
-    /// The domain of this relay's addresses (`example.org`, or `[1.2.3.4]`).
-    pub mail_domain: String,
-    pub mailboxes: Mailboxes,
-    /// Most bytes buffered for one message.
-    pub buffer_limit: usize,
-    /// Bytes all connections together may buffer.
-    pub budget: Arc<BufferBudget>,
-    /// DKIM signing (outbound) and verification (inbound); `None` on an IP-only relay.
-    pub dkim: Option<Dkim>,
-}
-
-impl Shared {
-    /// Bytes to buffer for a `max_message_size` limit: Postfix counts a line end as one byte,
-    /// the milter protocol sends CRLF, so a message of only line ends doubles; plus headers.
-    pub fn buffer_limit_for(max_message_size: u64) -> usize {
-        usize::try_from(max_message_size)
-            .unwrap_or(usize::MAX / 4)
-            .saturating_mul(2)
-            .saturating_add(1024 * 1024)
-    }
-
-    /// The default budget for all buffers together: 512 MiB, and at least two messages of
-    /// the largest size.
-    pub fn default_budget(buffer_limit: usize) -> usize {
-        (512 * 1024 * 1024usize).max(buffer_limit.saturating_mul(2))
-    }
-}
 
 /// What to tell Postfix.
 #[derive(Debug, Clone, PartialEq, Eq)]

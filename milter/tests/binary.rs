@@ -181,7 +181,7 @@ async fn serves_from_config_sockets_and_exits_on_sigterm() {
     assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
     for sock in [&out_sock, &in_sock, &internal_sock] {
         let mode = std::fs::metadata(sock).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o666, "{sock:?}");
+        assert_eq!(mode & 0o7777, 0o660, "{sock:?}");
     }
     let enc = encrypted(ALICE, "x@example.net", &quick_armored());
     let out = send(

@@ -4,18 +4,38 @@ Built from the release binaries `packaging/relay up` made; installed with dpkg o
 machine, whose Postfix and Dovecot satisfy its dependencies, then purged again.
 """
 
+import grp
 import os
+import pwd
 import re
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+from relaytest import CHATMAIL_INI, read_config
 
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = ["chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire"]
 UNIT_DIR = Path("/lib/systemd/system")
 UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir())
+SERVICES = [u for u in UNITS if u.endswith(".service")]
+GENERATOR = REPO / "deb/lib/chatmail-relay-generator"
+# The services that write into the mailboxes, and those that only read them.
+WRITERS = {"chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-expire.service"}
+READERS = {"chatmail-milter.service", "chatmail-fsreport.service"}
+# What every service has: a sandbox like a careful maintainer's.
+SANDBOX = {
+    "User": "vmail", "UMask": "0077", "NoNewPrivileges": "yes", "ProtectSystem": "strict",
+    "ProtectHome": "tmpfs", "PrivateTmp": "yes", "PrivateDevices": "yes", "PrivateIPC": "yes",
+    "ProtectKernelTunables": "yes", "ProtectKernelModules": "yes", "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes", "ProtectClock": "yes", "ProtectHostname": "yes",
+    "ProtectProc": "invisible", "RestrictNamespaces": "yes", "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
+    "SystemCallArchitectures": "native", "SystemCallErrorNumber": "EPERM",
+    "CapabilityBoundingSet": "",
+}
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -73,6 +93,8 @@ def test_contents(deb):
     assert "/usr/share/doc/chatmail-relay/copyright" in entries
     assert "/usr/share/doc/chatmail-relay/examples/chatmail.ini" in entries
     assert "/usr/share/chatmail-relay/templates/postfix/master.cf" in entries
+    assert entries["/usr/lib/chatmail-relay/ini-get"][0] == "-rwxr-xr-x"
+    assert entries[f"/lib/systemd/system-generators/{GENERATOR.name}"][0] == "-rwxr-xr-x"
     assert all(fields[1] == "root/root" for fields in entries.values())
 
 
@@ -89,16 +111,157 @@ def test_socket_directories_reachable():
         assert re.search(r"^SocketMode=0660$", text, re.M), unit
 
 
+def settings(unit: str, text: str | None = None) -> dict[str, list[str]]:
+    """The `Key=value` lines of a unit (or of `text`), every value of each key in order."""
+    text = text if text is not None else (REPO / "deb" / "systemd" / unit).read_text()
+    out: dict[str, list[str]] = {}
+    for key, value in re.findall(r"^(\w+)=(.*)$", text, re.M):
+        out.setdefault(key, []).append(value)
+    return out
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_services_are_sandboxed(unit):
+    found = settings(unit)
+    for key, value in SANDBOX.items():
+        assert found.get(key) == [value], f"{unit}: {key}={found.get(key)}"
+    assert found["SystemCallFilter"] == ["@system-service", "~@privileged @resources"], unit
+    # The mailboxes are the only home directory it sees, read-write only where it writes.
+    bind = "BindPaths" if unit in WRITERS else "BindReadOnlyPaths"
+    assert found.get(bind) == ["/home/vmail/mail"], unit
+    assert not any("/home" in v for k, vs in found.items() if k != bind for v in vs), unit
+    if unit.startswith(("chatmail-expire", "chatmail-fsreport", "chatmail-doveauth")):
+        assert found.get("PrivateNetwork") == ["yes"], unit
+        assert found.get("RestrictAddressFamilies") == ["AF_UNIX"], unit
+
+
+def exposure(unit_path: Path, env: dict | None = None) -> float:
+    done = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )
+    m = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", done.stdout)
+    assert m, done.stdout + done.stderr
+    return float(m[1])
+
+
+def test_the_unit_that_deletes_files_is_not_the_least_confined():
+    """`systemd-analyze security` scores from 0 (confined) to 10 (exposed)."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("no systemd-analyze")
+    scores = {u: exposure(REPO / "deb/systemd" / u) for u in SERVICES}
+    print(scores)
+    assert scores["chatmail-expire.service"] <= min(scores.values()), scores
+    assert all(score <= 1.5 for score in scores.values()), scores
+
+
+def test_timers_catch_up_on_missed_runs():
+    for unit in UNITS:
+        if unit.endswith(".timer"):
+            assert settings(unit).get("Persistent") == ["true"], unit
+
+
+def test_descriptor_limits_fit_the_connection_limits():
+    """LimitNOFILE= of each daemon: one descriptor per connection it may hold, plus 1024."""
+    server = (REPO / "common/src/dict/server.rs").read_text()
+    dict_connections = int(re.search(r"const MAX_CONNECTIONS: usize = ([\d_]+);", server)[1])
+    for unit in ["chatmail-doveauth.service", "chatmail-pushnotify.service"]:
+        assert settings(unit)["LimitNOFILE"] == [str(dict_connections + 1024)], unit
+    # three listeners of max_smtp_connections (default 1000) connections each
+    assert settings("chatmail-milter.service")["LimitNOFILE"] == [str(3 * 1000 + 1024)]
+
+
+def generate(tmp_path: Path, ini: str | None) -> dict[str, dict[str, list[str]]]:
+    """Runs the generator on a chatmail.ini with `ini` as [params]; its drop-ins by unit."""
+    config = tmp_path / "chatmail.ini"
+    if ini is not None:
+        config.write_text(f"[params]\n{ini}")
+    out = tmp_path / "generator"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    env = {**os.environ, "CHATMAIL_INI": str(config), "CHATMAIL_RELAY_LIB": str(GENERATOR.parent)}
+    run_ = subprocess.run(["sh", str(GENERATOR), str(out), str(tmp_path), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert run_.returncode == 0 and not run_.stderr, run_.stderr
+    dropins = {}
+    for path in out.glob("*.d/*"):
+        assert path.name == "chatmail-ini.conf", path
+        dropins[path.parent.name.removesuffix(".d")] = settings("", path.read_text())
+    return dropins
+
+
+def test_generator_follows_chatmail_ini(tmp_path):
+    found = generate(tmp_path, "mail_domain = chat.example.org\n")
+    mailboxes = "/home/vmail/mail/chat.example.org"
+    for unit in WRITERS:
+        assert found[unit] == {"BindPaths": ["", mailboxes]}, unit
+    assert found["chatmail-fsreport.service"] == {"BindReadOnlyPaths": ["", mailboxes]}
+    assert found["chatmail-milter.service"] == {
+        "BindReadOnlyPaths": ["", mailboxes], "LimitNOFILE": [str(3 * 1000 + 1024)]}
+
+    found = generate(tmp_path, "mail_domain = 1.2.3.4\nmailboxes_dir = /srv/mail\n"
+                               "max_smtp_connections = 5000\n")
+    assert found["chatmail-expire.service"]["BindPaths"] == ["", "/srv/mail"]
+    assert found["chatmail-milter.service"]["LimitNOFILE"] == [str(3 * 5000 + 1024)]
+    # the milter serves at least 100 connections per listener
+    found = generate(tmp_path, "mail_domain = 1.2.3.4\nmax_smtp_connections = 10\n")
+    assert found["chatmail-milter.service"]["LimitNOFILE"] == [str(3 * 100 + 1024)]
+
+
+def test_generator_writes_nothing_it_cannot_vouch_for(tmp_path):
+    assert generate(tmp_path, None) == {}, "no chatmail.ini"
+    for bad in ["relative/mail", "/srv/my mail", "/srv/../etc", "/srv/mail\n  /etc"]:
+        found = generate(tmp_path, f"mail_domain = x.org\nmailboxes_dir = {bad}\n")
+        assert set(found) == {"chatmail-milter.service"}, bad
+        assert "BindReadOnlyPaths" not in found["chatmail-milter.service"], bad
+    found = generate(tmp_path, "mail_domain = x.org\nmax_smtp_connections = lots\n")
+    assert "LimitNOFILE" not in found["chatmail-milter.service"]
+
+
+def test_units_with_generated_dropins_verify(tmp_path):
+    """The units with the generator's drop-ins, as systemd loads them: valid, and as
+    confined as without."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("no systemd-analyze")
+    generate(tmp_path, "mail_domain = chat.example.org\nmailboxes_dir = /srv/mail\n")
+    unit_dir = tmp_path / "generator"
+    for unit in UNITS:
+        shutil.copy(REPO / "deb/systemd" / unit, unit_dir)
+    env = {"SYSTEMD_UNIT_PATH": f"{unit_dir}:"}
+    verify = subprocess.run(["systemd-analyze", "verify", *(str(unit_dir / u) for u in UNITS)],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    problems = [line for line in verify.stderr.splitlines() if "is not executable" not in line]
+    assert problems == [], verify.stderr
+    for unit in SERVICES:
+        assert exposure(unit_dir / unit, env) == exposure(REPO / "deb/systemd" / unit), unit
+
+
 def test_install_upgrade_purge(deb, tmp_path):
     if run("dpkg-query", "-W", "chatmail-relay", check=False).returncode == 0:
         pytest.skip("chatmail-relay is installed on this machine already; not touching it")
     vmail_home = os.stat("/home/vmail") if Path("/home/vmail").exists() else None
+    # A DKIM key of the local relay, if there is one, as earlier versions had it: group vmail.
+    params = read_config().params if CHATMAIL_INI.exists() else {}
+    dkim_key = Path(params.get("dkim_key", "/etc/dkimkeys/opendkim.private"))
+    if dkim_key.exists():
+        for path in [dkim_key.parent, dkim_key]:
+            os.chown(path, -1, grp.getgrnam("vmail").gr_gid)
     try:
         installed = run("dpkg", "-i", str(deb), check=False)
         assert installed.returncode == 0, installed.stdout + installed.stderr
         status = run("dpkg-query", "-W", "-f=${Status}", "chatmail-relay").stdout
         assert status == "install ok installed"
         run("getent", "passwd", "vmail")
+        spool = os.stat("/var/spool/postfix/chatmail")
+        assert (spool.st_uid, spool.st_gid) == (pwd.getpwnam("vmail").pw_uid,
+                                                grp.getgrnam("postfix").gr_gid)
+        assert stat.S_IMODE(spool.st_mode) == 0o2750, oct(spool.st_mode)
+        assert "vmail" not in grp.getgrnam("chatmail-dkim").gr_mem
+        if dkim_key.exists():
+            for path, mode in [(dkim_key.parent, 0o750), (dkim_key, 0o640)]:
+                st = path.stat()
+                assert grp.getgrgid(st.st_gid).gr_name == "chatmail-dkim", path
+                assert stat.S_IMODE(st.st_mode) == mode, path
         for name in BINARIES:
             out = run(f"/usr/bin/{name}", "--version").stdout
             assert workspace_version() in out, out
