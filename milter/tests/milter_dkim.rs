@@ -154,6 +154,13 @@ async fn outbound_mail_gets_a_signature_that_verifies() {
             verifier(ns).verify(changed.as_bytes()).await,
             DkimVerdict::Fail(_)
         ));
+        // From is oversigned: named twice in h= (tests/e2e/test_dkim.py checks with
+        // dkimpy that a From added after signing breaks the signature).
+        assert_eq!(
+            signed_headers.iter().filter(|n| **n == "from").count(),
+            2,
+            "h={h}"
+        );
     }
     m.stop().await;
 }

@@ -6,8 +6,10 @@ Import them in test files with `from relaytest import ...` (tests/e2e is on sys.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import imaplib
 import os
+import pwd
 import secrets
 import smtplib
 import socket
@@ -229,3 +231,44 @@ def take_queued_message(
         return subprocess.run(["postcat", postcat_flags, queue_id], capture_output=True, check=True).stdout
     finally:
         subprocess.run(["postsuper", "-d", queue_id], capture_output=True, check=False)
+
+
+def postfix_cmd(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True, timeout=TIMEOUT)
+
+
+@contextlib.contextmanager
+def local_delivery_deferred():
+    """Postfix keeps mail for local mailboxes queued (defer_transports = lmtp) until the end
+    of the block, then delivers it."""
+    postfix_cmd("postconf", "-e", "defer_transports = lmtp")
+    postfix_cmd("postfix", "reload")
+    try:
+        yield
+    finally:
+        postfix_cmd("postconf", "-X", "defer_transports")
+        postfix_cmd("postfix", "reload")
+        postfix_cmd("postqueue", "-f")
+
+
+def queued_for(rcpt: str) -> bool:
+    out = subprocess.run(["postqueue", "-p"], capture_output=True, text=True, check=True).stdout
+    return rcpt in out
+
+
+def account_on_disk(relay: RelayConfig) -> Account:
+    """An account made as doveauth makes it, but on disk: no lookup of it is cached yet (the
+    first login would have put it in doveauth's cache for a minute), so removing its
+    directory makes Dovecot's LMTP refuse mail for it at once."""
+    acc = Account(f"{random_localpart(relay.username_max_length)}@{relay.mail_domain}",
+                  random_password(relay.password_min_length + 3))
+    hashed = subprocess.run(["doveadm", "pw", "-s", "SHA512-CRYPT", "-p", acc.password],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    home = relay.mailbox_dir(acc.addr)
+    home.mkdir(mode=0o700)
+    (home / "password").write_text(hashed)
+    (home / "enforceE2EEincoming").touch()
+    vmail = pwd.getpwnam("vmail")
+    for path in [home, home / "password", home / "enforceE2EEincoming"]:
+        os.chown(path, vmail.pw_uid, vmail.pw_gid)
+    return acc

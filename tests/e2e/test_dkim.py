@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import shutil
 import smtplib
 import socket
 import subprocess
@@ -28,7 +29,10 @@ import dkim
 import pytest
 from relaytest import (
     CHATMAIL_INI,
+    account_on_disk,
     create_account,
+    local_delivery_deferred,
+    queued_for,
     random_localpart,
     read_config,
     wait_for,
@@ -136,19 +140,33 @@ def test_outbound_is_signed_over_the_cleaned_headers(named_relay, named_account)
     assert "Subject: [...]" in head and "secret" not in head
     signed_headers = re.search(r"[;\s]h=([^;]*)", head).group(1).lower()
     assert "autocrypt" in signed_headers and "subject" in signed_headers, signed_headers
-    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: public_record(key)), head
+    dns = lambda name, timeout=5: public_record(key)  # noqa: E731
+    assert dkim.verify(raw, dnsfunc=dns), head
+    # From is oversigned (named twice in h=): a From added after signing, above or below
+    # ours, breaks the signature for any verifier.
+    assert re.sub(r"\s", "", signed_headers).split(":").count("from") == 2, signed_headers
+    for added in (
+        raw.replace(b"\r\nFrom: ", b"\r\nFrom: <mallory@evil.example>\r\nFrom: ", 1),
+        raw.replace(b"\r\n\r\n", b"\r\nFrom: <mallory@evil.example>\r\n\r\n", 1),
+    ):
+        assert added != raw
+        assert not dkim.verify(added, dnsfunc=dns)
 
 
 def test_bounces_are_signed(named_relay):
     """Other relays refuse unsigned mail, bounces included: Postfix passes its bounces to the
     milter's internal listener, which signs them."""
     _, key = dkim_key(named_relay)
-    # a domain-literal sender needs no DKIM on port 25; nothing listens on 127.0.0.2, so the
-    # bounce to it stays in the queue
+    # A domain-literal sender needs no DKIM on port 25; nothing listens on 127.0.0.2, so the
+    # bounce to it stays in the queue. Unknown recipients are refused at RCPT, so the bounce
+    # comes from a mailbox that vanished while the message waited for delivery.
     sender = f"{random_localpart(9)}@[127.0.0.2]"
-    unknown = f"{random_localpart(9)}@{DOMAIN}"
+    gone = account_on_disk(named_relay)
     offset = log_offset()
-    assert deliver_port25(sender, [unknown], encrypted_message(sender, unknown)) == {}
+    with local_delivery_deferred():
+        assert deliver_port25(sender, [gone.addr], encrypted_message(sender, gone.addr)) == {}
+        wait_for(lambda: queued_for(gone.addr), timeout=20, what="the message in the queue")
+        shutil.rmtree(named_relay.mailbox_dir(gone.addr))
 
     content = take_queued_message("MAILER-DAEMON", "-bhq", timeout=60, recipient=sender)
     raw = content.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

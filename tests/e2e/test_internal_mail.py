@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import email
 import email.utils
-import os
-import pwd
 import shutil
 import subprocess
 import time
-from contextlib import contextmanager
 
-from relaytest import Account, create_account, random_localpart, random_password, wait_for
+from relaytest import account_on_disk, create_account, local_delivery_deferred, queued_for, wait_for
 from test_milter import encrypted_message, inbox, log_offset, milter_log_since, plain_message, submit
 
 SENDMAIL = "/usr/sbin/sendmail"
@@ -39,29 +36,6 @@ def bounces(acc) -> list[bytes]:
     return [m for m in inbox(acc) if is_bounce(m)]
 
 
-def postfix(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True, timeout=30)
-
-
-@contextmanager
-def local_delivery_deferred():
-    """Postfix keeps mail for local mailboxes queued (defer_transports = lmtp) until the end
-    of the block, then delivers it."""
-    postfix("postconf", "-e", "defer_transports = lmtp")
-    postfix("postfix", "reload")
-    try:
-        yield
-    finally:
-        postfix("postconf", "-X", "defer_transports")
-        postfix("postfix", "reload")
-        postfix("postqueue", "-f")
-
-
-def queued_for(rcpt: str) -> bool:
-    out = subprocess.run(["postqueue", "-p"], capture_output=True, text=True, check=True).stdout
-    return rcpt in out
-
-
 def test_sendmail_cleartext_is_refused_and_returned_to_the_sender(relay):
     alice, bob = create_account(relay), create_account(relay)
     offset = log_offset()
@@ -80,23 +54,6 @@ def test_sendmail_encrypted_is_delivered(relay):
     sendmail(bob.addr, alice.addr, encrypted_message(bob.addr, alice.addr))
     wait_for(lambda: inbox(alice), timeout=30, what="delivery")
     assert bounces(bob) == []
-
-
-def account_on_disk(relay) -> Account:
-    """An account made as doveauth makes it, but on disk: no lookup of it is cached yet (the
-    first login would have put it in doveauth's cache for a minute)."""
-    acc = Account(f"{random_localpart(relay.username_max_length)}@{relay.mail_domain}",
-                  random_password(relay.password_min_length + 3))
-    hashed = subprocess.run(["doveadm", "pw", "-s", "SHA512-CRYPT", "-p", acc.password],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    home = relay.mailbox_dir(acc.addr)
-    home.mkdir(mode=0o700)
-    (home / "password").write_text(hashed)
-    (home / "enforceE2EEincoming").touch()
-    vmail = pwd.getpwnam("vmail")
-    for path in [home, home / "password", home / "enforceE2EEincoming"]:
-        os.chown(path, vmail.pw_uid, vmail.pw_gid)
-    return acc
 
 
 def test_bounce_of_a_refused_delivery_arrives(relay):
