@@ -9,6 +9,7 @@
 
 mod dns;
 pub mod record;
+mod rsa_key;
 mod signer;
 mod verifier;
 

@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use mail_auth::common::crypto::{RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::PrivateKeyDer;
@@ -10,6 +9,7 @@ use rustls_pki_types::pem::PemObject;
 
 use super::DkimError;
 use super::record::rsa_txt_record;
+use super::rsa_key::RsaSigningKey;
 
 /// Headers covered by our signatures. Absent ones are skipped by the signer.
 const SIGNED_HEADERS: &[&str] = &[
@@ -50,7 +50,7 @@ const OVERSIGNED_HEADERS: &[&str] = &[
 /// Signs messages for one domain with one RSA key (PKCS#1 or PKCS#8 PEM, as OpenDKIM's
 /// `opendkim-genkey` and `openssl genpkey` write them).
 pub struct Signer {
-    signer: DkimSigner<RsaKey<Sha256>, Done>,
+    signer: DkimSigner<RsaSigningKey, Done>,
     domain: String,
     record: String,
 }
@@ -69,8 +69,8 @@ impl Signer {
 
     pub fn from_pem(pem: &[u8], domain: &str, selector: &str) -> Result<Signer, String> {
         let der = PrivateKeyDer::from_pem_slice(pem).map_err(|e| e.to_string())?;
-        let key = RsaKey::<Sha256>::from_key_der(der).map_err(|e| e.to_string())?;
-        let record = rsa_txt_record(&key.public_key());
+        let key = RsaSigningKey::from_der(&der)?;
+        let record = rsa_txt_record(&key.public_key_pkcs1());
         let signer = DkimSigner::from_key(key)
             .domain(domain)
             .selector(selector)
