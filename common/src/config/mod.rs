@@ -59,23 +59,11 @@ pub struct Config {
     pub max_imap_connections: u32,
     pub max_smtp_connections: u32,
     pub mailboxes_dir: PathBuf,
-    pub passdb_path: PathBuf,
     /// Iroh relay URL served as METADATA.
     pub iroh_relay: String,
-    /// True when `iroh_relay` was not set, i.e. the relay runs its own iroh relay.
-    pub enable_iroh_relay: bool,
     pub turn_socket_path: PathBuf,
-    pub disable_ipv6: bool,
-    pub acme_email: String,
-    pub www_folder: String,
-    pub tls_cert_mode: TlsCertMode,
-    pub mtail_address: Option<String>,
-    pub imap_rawlog: bool,
-    pub imap_compress: bool,
-    pub privacy_postal: Option<String>,
-    pub privacy_mail: Option<String>,
-    pub privacy_pdo: Option<String>,
-    pub privacy_supervisor: Option<String>,
+    /// How the relay is deployed: read by no daemon.
+    pub deployment: Deployment,
 
     // Keys of ours (not in the reference); defaults keep reference behaviour.
     /// Push gateway URL (`notification_url`).
@@ -98,6 +86,32 @@ pub struct Config {
     pub appversions_file: PathBuf,
     /// Where account creation is switched off when this file exists (`nocreate_file`).
     pub nocreate_file: PathBuf,
+}
+
+/// The reference's deployment settings: rendered into the Postfix, Dovecot, nginx and
+/// certificate configuration, read by none of the daemons. They are parsed and checked here
+/// all the same, so that a reference `chatmail.ini` with a bad value is refused with the key's
+/// name when a daemon starts, and so that the tool that renders the configuration
+/// (`chatmail-relay`, to come; `packaging/relay` for the local relay today) reads them typed
+/// from the same place.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The reference's old account database (`passdb_path`); unused since its accounts live
+    /// in the mailbox directories, kept so an old file still reads.
+    pub passdb_path: PathBuf,
+    /// True when `iroh_relay` was not set, i.e. the relay runs its own iroh relay.
+    pub enable_iroh_relay: bool,
+    pub disable_ipv6: bool,
+    pub acme_email: String,
+    pub www_folder: String,
+    pub tls_cert_mode: TlsCertMode,
+    pub mtail_address: Option<String>,
+    pub imap_rawlog: bool,
+    pub imap_compress: bool,
+    pub privacy_postal: Option<String>,
+    pub privacy_mail: Option<String>,
+    pub privacy_pdo: Option<String>,
+    pub privacy_supervisor: Option<String>,
 }
 
 impl Config {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ini::{self, Section};
 use super::values::{parse_bool, parse_float, parse_number, parse_positive, parse_size_mb};
-use super::{Config, DEFAULT_NOTIFICATION_URL, TlsCertMode};
+use super::{Config, DEFAULT_NOTIFICATION_URL, Deployment, TlsCertMode};
 
 /// A config that cannot be used. The message is one line naming the file and, where there is
 /// one, the key and the value.
@@ -223,21 +223,23 @@ impl Params<'_> {
             max_imap_connections: self.get("max_imap_connections", 10_000, parse_positive)?,
             max_smtp_connections: self.get("max_smtp_connections", 1000, parse_positive)?,
             mailboxes_dir: self.path("mailboxes_dir", format!("/home/vmail/mail/{raw_domain}"))?,
-            passdb_path: self.path("passdb_path", "/home/vmail/passdb.sqlite")?,
             iroh_relay,
-            enable_iroh_relay,
             turn_socket_path: self.path("turn_socket_path", "/run/chatmail-turn/turn.socket")?,
-            disable_ipv6: self.get("disable_ipv6", false, parse_bool)?,
-            acme_email: self.string("acme_email", ""),
-            www_folder: self.string("www_folder", ""),
-            tls_cert_mode,
-            mtail_address: self.optional("mtail_address"),
-            imap_rawlog: self.get("imap_rawlog", false, parse_bool)?,
-            imap_compress: self.get("imap_compress", false, parse_bool)?,
-            privacy_postal: self.optional("privacy_postal"),
-            privacy_mail: self.optional("privacy_mail"),
-            privacy_pdo: self.optional("privacy_pdo"),
-            privacy_supervisor: self.optional("privacy_supervisor"),
+            deployment: Deployment {
+                passdb_path: self.path("passdb_path", "/home/vmail/passdb.sqlite")?,
+                enable_iroh_relay,
+                disable_ipv6: self.get("disable_ipv6", false, parse_bool)?,
+                acme_email: self.string("acme_email", ""),
+                www_folder: self.string("www_folder", ""),
+                tls_cert_mode,
+                mtail_address: self.optional("mtail_address"),
+                imap_rawlog: self.get("imap_rawlog", false, parse_bool)?,
+                imap_compress: self.get("imap_compress", false, parse_bool)?,
+                privacy_postal: self.optional("privacy_postal"),
+                privacy_mail: self.optional("privacy_mail"),
+                privacy_pdo: self.optional("privacy_pdo"),
+                privacy_supervisor: self.optional("privacy_supervisor"),
+            },
             notification_url: self.get(
                 "notification_url",
                 DEFAULT_NOTIFICATION_URL.to_string(),
@@ -396,14 +398,14 @@ mod tests {
             PathBuf::from("/home/vmail/mail/chat.example.org")
         );
         assert_eq!(c.iroh_relay, "https://chat.example.org");
-        assert!(c.enable_iroh_relay);
+        assert!(c.deployment.enable_iroh_relay);
         assert_eq!(
             c.turn_socket_path,
             PathBuf::from("/run/chatmail-turn/turn.socket")
         );
-        assert_eq!(c.tls_cert_mode, TlsCertMode::Acme);
+        assert_eq!(c.deployment.tls_cert_mode, TlsCertMode::Acme);
         assert_eq!(c.notification_url, DEFAULT_NOTIFICATION_URL);
-        assert!(!c.disable_ipv6);
+        assert!(!c.deployment.disable_ipv6);
         assert_eq!(c.dns_resolver, None);
     }
 
@@ -412,7 +414,7 @@ mod tests {
         let (c, _) = cfg("[params]\nmail_domain = 1.3.3.7\n").unwrap();
         assert_eq!(c.mail_domain, "[1.3.3.7]");
         assert_eq!(c.mail_domain_bare, "1.3.3.7");
-        assert_eq!(c.tls_cert_mode, TlsCertMode::SelfSigned);
+        assert_eq!(c.deployment.tls_cert_mode, TlsCertMode::SelfSigned);
         assert_eq!(c.mailboxes_dir, PathBuf::from("/home/vmail/mail/1.3.3.7"));
     }
 
@@ -425,15 +427,15 @@ mod tests {
         .unwrap();
         assert_eq!(c.max_user_send_per_minute, 37);
         assert_eq!(c.max_mailbox_size_mb, 2048);
-        assert_eq!(c.tls_cert_mode, TlsCertMode::SelfSigned);
+        assert_eq!(c.deployment.tls_cert_mode, TlsCertMode::SelfSigned);
         assert_eq!(c.iroh_relay, "");
-        assert!(!c.enable_iroh_relay);
+        assert!(!c.deployment.enable_iroh_relay);
         assert_eq!(c.mailboxes_dir, PathBuf::from("/tmp/x"));
         let (c, _) =
             cfg("[params]\nmail_domain = _x.org\ntls_external_cert_and_key = /c.pem /k.pem\n")
                 .unwrap();
         assert_eq!(
-            c.tls_cert_mode,
+            c.deployment.tls_cert_mode,
             TlsCertMode::External {
                 cert: "/c.pem".into(),
                 key: "/k.pem".into()
