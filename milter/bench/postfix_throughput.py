@@ -153,13 +153,14 @@ def remove_twins() -> None:
     run(["postfix", "reload"])
 
 
-def start_noop_milter() -> subprocess.Popen:
+def start_noop_milter(insert_header: int = 0) -> subprocess.Popen:
     """The no-op milter (milter/examples/noop_milter.rs), built and listening."""
     subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "chatmail-milter",
                     "--example", "noop_milter"], check=True, cwd=REPO)
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     socket = queue_dir() / NOOP_SOCKET
-    proc = subprocess.Popen([str(target / "release/examples/noop_milter"), str(socket)])
+    extra = ["--insert-header", str(insert_header)] if insert_header else []
+    proc = subprocess.Popen([str(target / "release/examples/noop_milter"), str(socket), *extra])
     deadline = time.monotonic() + 10
     while not socket.exists():
         if time.monotonic() > deadline:
@@ -365,7 +366,7 @@ def bench_relay(args, relay) -> float:
         text += "\n# bench: rate limit lifted\nmax_user_send_per_minute = 100000000\nmax_user_send_burst_size = 100000000\n"
         CHATMAIL_INI.write_text(text)
         run([str(REPO / "packaging/relay"), "restart", "milter"])
-        noop = start_noop_milter()
+        noop = start_noop_milter(args.noop_insert_header)
         add_twin(TWIN_PORT, "", "nomilter")
         add_twin(NOOP_PORT, f"unix:{NOOP_SOCKET}", "noop")
 
@@ -429,6 +430,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="sustained rounds of each service")
     p.add_argument("--per-client", type=int, default=200,
                    help="messages each client sends in a sustained round")
+    p.add_argument("--noop-insert-header", type=int, default=0, metavar="BYTES",
+                   help="the no-op milter adds a constant header of BYTES to every message")
     p.add_argument("--domains", default="127.0.0.1,_chat.localhost",
                    help="relays to measure, one after the other (comma-separated mail_domain values)")
     args = p.parse_args()

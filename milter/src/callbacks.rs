@@ -117,10 +117,10 @@ async fn rcpt(cx: &mut Context<Connection>, args: Vec<CString>) -> Status {
     let conn = connection!(cx);
     let arg = first_arg(&args);
     if conn.noreply_rcpt {
-        conn.session.rcpt_noreply(&arg, resolved.as_deref()).await;
+        conn.session.rcpt_noreply(&arg, resolved.as_deref());
         return Status::Noreply;
     }
-    let step = conn.session.rcpt(&arg, resolved.as_deref()).await;
+    let step = conn.session.rcpt(&arg, resolved.as_deref());
     apply(&mut cx.reply, step)
 }
 

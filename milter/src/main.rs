@@ -76,7 +76,8 @@ fn main() {
     }
     // One thread for the protocol: each milter command is a short step, and a single event
     // loop costs fewer context switches than a work-stealing pool (measured on the relay:
-    // about 25 % less CPU per message). Large and inbound checks go to the blocking pool.
+    // about 25 % less CPU per message). Checks and signatures of messages over 64 kB go to
+    // the blocking pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -43,6 +43,7 @@ def test_sendmail_cleartext_is_refused_and_returned_to_the_sender(relay):
 
     bounce = wait_for(lambda: bounces(bob), timeout=30, what="the bounce to the sender")
     assert b"Encryption Needed" in bounce[0] and alice.addr.encode() in bounce[0]
+    assert b"cleartext via sendmail" not in bounce[0], "the bounce returned the body"
     log = milter_log_since(offset)
     assert f"Rejected unencrypted mail from: {bob.addr}" in log, log
     assert "Internal: Filtering mailer-daemon message" in log, log
@@ -67,6 +68,10 @@ def test_bounce_of_a_refused_delivery_arrives(relay):
 
     bounce = wait_for(lambda: bounces(alice), timeout=30, what="the bounce to the sender")
     assert carol.addr.encode() in bounce[0]
+    # Only the headers of the message come back (bounce_size_limit = 1), never its body.
+    parts = [p.get_content_type() for p in email.message_from_bytes(bounce[0]).walk()]
+    assert "text/rfc822-headers" in parts and "message/rfc822" not in parts, parts
+    assert b"-----BEGIN PGP MESSAGE-----" not in bounce[0]
     assert "Internal: Filtering mailer-daemon message" in milter_log_since(offset)
     time.sleep(0.5)
     assert not relay.mailbox_dir(carol.addr).exists(), "delivered all the same"
