@@ -10,7 +10,8 @@
 //! rule looks at) must keep to a plain subset of RFC 2045/2046 on which conforming parsers
 //! agree:
 //!
-//! * every header line is a field (`name:` with a printable name) or a folded continuation;
+//! * every header line is a field (`name:` with a printable name) or a folded continuation,
+//!   with no CR but the one before its LF;
 //! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
 //!   quoted strings without `\` or `;`, no comments, no parameter twice, and the structural
@@ -44,6 +45,10 @@ pub enum Ambiguity {
     NestedBoundary,
     #[error("a line that is almost a boundary delimiter")]
     DelimiterLine,
+    #[error("multipart without its closing delimiter")]
+    Unclosed,
+    #[error("multipart whose parts are not one per delimiter")]
+    PartCount,
 }
 
 /// Parameters whose value decides the structure.
@@ -93,7 +98,12 @@ fn check_part(
     {
         return Err(Ambiguity::NestedBoundary);
     }
-    check_delimiter_lines(slice(raw, part.offset_body, part.offset_end), boundary)?;
+    let delimiters =
+        check_delimiter_lines(slice(raw, part.offset_body, part.offset_end), boundary)?;
+    // RFC 2046: at least one part; `mailparse` makes an empty one of `--boundary--` alone.
+    if delimiters == 0 || delimiters != children.len() {
+        return Err(Ambiguity::PartCount);
+    }
     enclosing.push(boundary.to_string());
     for child in children {
         check_part(msg, raw, *child, enclosing, depth + 1)?;
@@ -114,13 +124,17 @@ struct Field<'a> {
 
 /// The fields of a header block, in the strict syntax: every line up to the first empty one
 /// is `name:value` with a name of printable ASCII, or a continuation (starting with a space
-/// or tab) of the field before it.
+/// or tab) of the field before it. A CR that does not end a line is refused: some readers
+/// end the line there, others keep it in the value.
 fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
     let mut fields: Vec<Field<'_>> = Vec::new();
     for line in block.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             break;
+        }
+        if line.contains(&b'\r') {
+            return Err(Ambiguity::HeaderLine);
         }
         if matches!(line[0], b' ' | b'\t') {
             let last = fields.last_mut().ok_or(Ambiguity::HeaderLine)?;
@@ -274,11 +288,15 @@ fn plain_boundary(boundary: &str) -> bool {
 }
 
 /// Every line of a multipart body that starts with `--boundary` must be a delimiter line
-/// (`--boundary` or `--boundary--`, then only spaces or tabs), and none may follow the
-/// closing delimiter.
-fn check_delimiter_lines(body: &[u8], boundary: &str) -> Result<(), Ambiguity> {
+/// (`--boundary` or `--boundary--`, then only spaces or tabs), the closing one must be
+/// there, and none may follow it. Returns the number of parts the delimiters open.
+///
+/// Without the closing delimiter, readers end the last part differently: `mailparse` makes
+/// an empty part of a delimiter at the very end, `mail-parser` does not.
+fn check_delimiter_lines(body: &[u8], boundary: &str) -> Result<usize, Ambiguity> {
     let dash_boundary = format!("--{boundary}");
     let mut closed = false;
+    let mut opened = 0;
     for at in memchr::memmem::find_iter(body, dash_boundary.as_bytes()) {
         if at > 0 && body[at - 1] != b'\n' {
             continue;
@@ -297,8 +315,13 @@ fn check_delimiter_lines(body: &[u8], boundary: &str) -> Result<(), Ambiguity> {
             return Err(Ambiguity::DelimiterLine);
         }
         closed = close;
+        opened += usize::from(!close);
     }
-    Ok(())
+    if closed {
+        Ok(opened)
+    } else {
+        Err(Ambiguity::Unclosed)
+    }
 }
 
 #[cfg(test)]
@@ -410,6 +433,11 @@ mod tests {
             check("From: a@b.org\r\nContent-Type : text/plain\r\n\r\nx\r\n"),
             Err(Ambiguity::HeaderLine)
         );
+        // a lone CR: a line end for some readers, part of the value for others
+        assert_eq!(
+            check("From: <a@b.org>\r.x\r\nContent-Type: text/plain\r\n\r\nx\r\n"),
+            Err(Ambiguity::HeaderLine)
+        );
     }
 
     #[test]
@@ -442,5 +470,28 @@ mod tests {
         assert!(check(&multipart("multipart/mixed; boundary=b1", body)).is_err());
         let body = "--b1x\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\n\r\ny\r\n--b1--\r\n--b1x--\r\n";
         assert!(check(&multipart("multipart/mixed; boundary=b1x", body)).is_err());
+    }
+
+    #[test]
+    fn unclosed_and_miscounted_multiparts() {
+        let mixed = "multipart/mixed; boundary=b1";
+        // no closing delimiter: mailparse makes an empty part of a delimiter at the very end
+        for body in [
+            "--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n",
+            "--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1\r\n",
+            "--b1\r\nContent-Type: text/plain\r\n\r\nx\r\n--b1",
+        ] {
+            assert_eq!(
+                check(&multipart(mixed, body)),
+                Err(Ambiguity::Unclosed),
+                "{body:?}"
+            );
+        }
+        assert!(check(&multipart(mixed, "no delimiter at all\r\n")).is_err());
+        // closed before any part opened
+        assert_eq!(
+            check(&multipart(mixed, "preamble\r\n--b1--\r\n")),
+            Err(Ambiguity::PartCount)
+        );
     }
 }

@@ -1,0 +1,306 @@
+//! Whatever the milter accepts, `mailparse` (Delta Chat's MIME parser) must read the same
+//! way: the kept corpus of the `structure_differential` fuzz target replayed through the
+//! comparison of `differential/mod.rs`, and the classes the fuzzer found as tests of their own.
+
+mod common;
+mod differential;
+
+use std::path::PathBuf;
+
+use chatmail_milter::policy::verdict::Accepted;
+use common::*;
+use differential::{USER, check};
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/structure_differential")
+}
+
+const A: &str = USER;
+const B: &str = "bob@example.net";
+const DAEMON: &str = "MAILER-DAEMON@mx.example.net";
+
+/// The base Secure-Join request most seeds vary.
+fn sj() -> String {
+    securejoin(A, B, "vc-request", "Secure-Join: vc-request\n")
+}
+
+/// `msg` with the first `from` replaced by `to` (which must be there).
+fn edit(msg: &str, from: &str, to: &str) -> String {
+    assert!(msg.contains(from), "{from:?} not in the message");
+    msg.replacen(from, to, 1)
+}
+
+const BOUNDARY: &str = "boundary=\"XzY-boundary-1\"";
+
+/// A bounce with the returned message attached.
+fn bounce_with_returned(returned_type: &str) -> String {
+    let base = bounce(DAEMON, A, Some("auto-replied"), "multipart/report");
+    let returned = format!(
+        "--XzY-boundary-1\r\nContent-Type: {returned_type}\r\n\r\nFrom: <{A}>\r\nTo: <{B}>\r\nSubject: [...]\r\nMessage-ID: <orig@x>\r\n\r\n--XzY-boundary-1--\r\n"
+    );
+    edit(&base, "--XzY-boundary-1--\r\n", &returned)
+}
+
+/// Seeds: every kind of message that passes, and the tricks the structure check refuses.
+fn seeds() -> Vec<(&'static str, String)> {
+    let armored = rpgp_armored(Rpgp::PasswordV1, &[], b"hi", None);
+    let armored2 = rpgp_armored(Rpgp::PasswordV2, &[], b"hi", Some(512));
+    let enc = encrypted(A, B, &armored);
+    let sj = sj();
+    vec![
+        ("encrypted-v1", enc.clone()),
+        ("encrypted-v2", encrypted(A, B, &armored2)),
+        (
+            "encrypted-gpg-pkesk",
+            encrypted(A, B, &gpg_fixture("gpg-pkesk-two-recipients.asc")),
+        ),
+        (
+            "encrypted-gpg-version",
+            encrypted(A, B, &gpg_fixture("gpg-version-header.asc")),
+        ),
+        ("encrypted-lf", enc.replace("\r\n", "\n")),
+        (
+            "encrypted-base64-payload",
+            edit(
+                &enc,
+                "Content-Disposition",
+                "Content-Transfer-Encoding: 7bit\r\nContent-Disposition",
+            ),
+        ),
+        (
+            "encrypted-extra-after-close",
+            format!("{enc}--XzY-boundary-1\r\nContent-Type: text/plain\r\n\r\nhi\r\n"),
+        ),
+        (
+            "encrypted-boundary-in-line",
+            edit(
+                &enc,
+                "Version: 1\r\n",
+                "Version: 1\r\nx--XzY-boundary-1\r\n",
+            ),
+        ),
+        ("securejoin-vc", sj.clone()),
+        (
+            "securejoin-vg",
+            securejoin(A, B, "vg-request", "Secure-Join: vg-request\n"),
+        ),
+        ("securejoin-lf", sj.replace("\r\n", "\n")),
+        (
+            "securejoin-qp",
+            edit(
+                &edit(
+                    &sj,
+                    "charset=utf-8\r\n",
+                    "charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n",
+                ),
+                "Secure-Join: vc-request\r\n--",
+                "Secure-Join: vc=2Drequest\r\n--",
+            ),
+        ),
+        (
+            "securejoin-base64",
+            edit(
+                &edit(
+                    &sj,
+                    "charset=utf-8\r\n",
+                    "charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n",
+                ),
+                "Secure-Join: vc-request\r\n--",
+                "U2VjdXJlLUpvaW46IHZjLXJlcXVlc3QK\r\n--",
+            ),
+        ),
+        (
+            "securejoin-utf16",
+            edit(&sj, "charset=utf-8", "charset=utf-16"),
+        ),
+        (
+            "securejoin-cte-two-tokens",
+            edit(
+                &sj,
+                "charset=utf-8\r\n",
+                "charset=utf-8\r\nContent-Transfer-Encoding: base64 x\r\n",
+            ),
+        ),
+        (
+            "securejoin-duplicate-content-type",
+            edit(
+                &sj,
+                "Content-Type: multipart/mixed",
+                "Content-Type: text/plain\r\nContent-Type: multipart/mixed",
+            ),
+        ),
+        (
+            "securejoin-duplicate-boundary",
+            edit(
+                &sj,
+                BOUNDARY,
+                "boundary=\"XzY\"; boundary=\"XzY-boundary-1\"",
+            ),
+        ),
+        (
+            "securejoin-boundary-continuation",
+            edit(
+                &sj,
+                BOUNDARY,
+                "boundary*0=\"XzY\"; boundary*1=\"-boundary-1\"",
+            ),
+        ),
+        (
+            "securejoin-quoted-semicolon",
+            edit(
+                &sj,
+                BOUNDARY,
+                "name=\"x; boundary=XzY\"; boundary=\"XzY-boundary-1\"",
+            ),
+        ),
+        (
+            "securejoin-encoded-boundary",
+            edit(&sj, BOUNDARY, "boundary=\"=?utf-8?q?XzY-boundary-1?=\""),
+        ),
+        (
+            "securejoin-delimiter-prefix-line",
+            edit(
+                &sj,
+                "Secure-Join: vc-request\r\n--",
+                "Secure-Join: vc-request\r\n--XzY-boundary-1x\r\nContent-Type: text/html\r\n\r\n<b>hi</b>\r\n--",
+            ),
+        ),
+        (
+            "securejoin-nested",
+            edit(
+                &sj,
+                "Content-Type: text/plain; charset=utf-8\r\n\r\nSecure-Join: vc-request\r\n",
+                "Content-Type: multipart/alternative; boundary=XzY-boundary-1x\r\n\r\n--XzY-boundary-1x\r\nContent-Type: text/plain\r\n\r\nSecure-Join: vc-request\r\n--XzY-boundary-1x--\r\n",
+            ),
+        ),
+        (
+            "securejoin-no-content-type-part",
+            edit(&sj, "Content-Type: text/plain; charset=utf-8\r\n", ""),
+        ),
+        (
+            "securejoin-header-without-colon",
+            edit(&sj, "MIME-Version", "X\r\nMIME-Version"),
+        ),
+        (
+            "securejoin-lone-cr-header",
+            edit(
+                &sj,
+                "Subject: Message from alice\r\n",
+                "Subject: x\rContent-Type: text/plain\r\n",
+            ),
+        ),
+        (
+            "securejoin-unclosed",
+            edit(&sj, "--XzY-boundary-1--\r\n", ""),
+        ),
+        (
+            "securejoin-empty-part-at-end",
+            edit(&sj, "--XzY-boundary-1--\r\n", "--XzY-boundary-1\r\n"),
+        ),
+        ("asm", autocrypt_setup_message(A, A, "[...]", true)),
+        (
+            "asm-subject",
+            autocrypt_setup_message(A, A, "Autocrypt Setup Message", false),
+        ),
+        (
+            "bounce",
+            bounce(DAEMON, A, Some("auto-replied"), "multipart/report"),
+        ),
+        (
+            "bounce-returned-message",
+            bounce_with_returned("message/rfc822"),
+        ),
+        (
+            "bounce-returned-headers",
+            bounce_with_returned("text/rfc822-headers"),
+        ),
+        (
+            "bounce-digest",
+            edit(
+                &bounce_with_returned("message/rfc822"),
+                "multipart/report",
+                "multipart/digest",
+            ),
+        ),
+        ("mdn", mdn(A, B)),
+        ("plain", plain(A, B, "hello")),
+    ]
+}
+
+#[test]
+fn replay_corpus() {
+    let mut n = 0;
+    let mut accepted = 0;
+    for entry in std::fs::read_dir(corpus_dir()).expect("fuzz corpus directory") {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        match check(&data) {
+            Ok(how) => accepted += usize::from(!how.is_empty()),
+            Err(e) => panic!("{}: {e}", path.display()),
+        }
+        n += 1;
+    }
+    assert!(n >= 20, "only {n} corpus files");
+    assert!(
+        accepted >= 8,
+        "only {accepted} of {n} corpus files accepted"
+    );
+}
+
+#[test]
+fn seeds_agree() {
+    for (name, msg) in seeds() {
+        check(msg.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn seeds_that_should_pass_do() {
+    let passing = |name: &str| {
+        let seeds = seeds();
+        let msg = &seeds.iter().find(|(n, _)| *n == name).unwrap().1;
+        check(msg.as_bytes()).unwrap()
+    };
+    for name in ["encrypted-v1", "encrypted-lf", "encrypted-gpg-version"] {
+        assert!(
+            passing(name).iter().any(|(_, a)| *a == Accepted::Encrypted),
+            "{name}"
+        );
+    }
+    for name in ["securejoin-vc", "securejoin-qp", "securejoin-base64"] {
+        assert!(
+            passing(name)
+                .iter()
+                .any(|(_, a)| *a == Accepted::SecureJoin),
+            "{name}"
+        );
+    }
+    assert!(
+        passing("asm")
+            .iter()
+            .any(|(_, a)| *a == Accepted::AutocryptSetupMessage)
+    );
+    for name in [
+        "bounce",
+        "bounce-returned-message",
+        "bounce-returned-headers",
+    ] {
+        assert!(
+            passing(name)
+                .iter()
+                .any(|(_, a)| matches!(a, Accepted::MailerDaemonBounce(_))),
+            "{name}"
+        );
+    }
+}
+
+/// Rewrites the seed files of the corpus (run with `--ignored`); findings stay.
+#[test]
+#[ignore]
+fn write_seed_corpus() {
+    let dir = corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, msg) in seeds() {
+        std::fs::write(dir.join(format!("seed-{name}")), msg).unwrap();
+    }
+}
