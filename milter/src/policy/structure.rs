@@ -18,9 +18,12 @@
 //!   parameters (`boundary`, `protocol`, `report-type`) neither extended (`name*=`) nor
 //!   encoded (`=?`); and our reading of it equals `mail-parser`'s;
 //! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
-//!   starts with and which starts with no enclosing boundary, and every body line that
-//!   starts with `--boundary` is exactly a delimiter (`--boundary`, `--boundary--`, plus
-//!   white space), with nothing of the kind after the closing one.
+//!   starts with and which starts with no enclosing boundary; `--boundary` occurs in its
+//!   body only at the start of a line, and every such line is exactly a delimiter
+//!   (`--boundary`, `--boundary--`, plus white space); the closing delimiter is there, with
+//!   nothing of the kind after it, and there are as many parts as opening delimiters, at
+//!   least one (readers differ on where an unclosed part ends, on an empty part after a
+//!   last delimiter, on a closing delimiter before any part).
 
 use mail_parser::{Message, MessagePart, PartType};
 
@@ -287,7 +290,7 @@ fn plain_boundary(boundary: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b))
 }
 
-/// Every line of a multipart body that starts with `--boundary` must be a delimiter line
+/// `--boundary` may only start a line, every line that starts with it must be a delimiter line
 /// (`--boundary` or `--boundary--`, then only spaces or tabs), the closing one must be
 /// there, and none may follow it. Returns the number of parts the delimiters open.
 ///
@@ -298,8 +301,10 @@ fn check_delimiter_lines(body: &[u8], boundary: &str) -> Result<usize, Ambiguity
     let mut closed = false;
     let mut opened = 0;
     for at in memchr::memmem::find_iter(body, dash_boundary.as_bytes()) {
+        // `mail-parser` takes `--boundary` anywhere for a delimiter, `mailparse` only at the
+        // start of a line.
         if at > 0 && body[at - 1] != b'\n' {
-            continue;
+            return Err(Ambiguity::DelimiterLine);
         }
         if closed {
             return Err(Ambiguity::DelimiterLine);
@@ -459,6 +464,17 @@ mod tests {
             check(&multipart("multipart/mixed; boundary=b1", body)),
             Err(Ambiguity::DelimiterLine)
         );
+        // the delimiter inside a line: one for mail-parser, not for mailparse
+        for body in [
+            "--b1\r\n\r\nx--b1\r\nContent-Type: text/html\r\n\r\ny\r\n--b1--\r\n",
+            "--b1\r\n\r\nx\r\n---b1--\r\n--b1--\r\n",
+        ] {
+            assert_eq!(
+                check(&multipart("multipart/mixed; boundary=b1", body)),
+                Err(Ambiguity::DelimiterLine),
+                "{body:?}"
+            );
+        }
         // parts after the closing delimiter
         let body = "--b1\r\n\r\nx\r\n--b1--\r\n--b1\r\nContent-Type: text/html\r\n\r\ny\r\n";
         assert_eq!(

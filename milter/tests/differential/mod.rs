@@ -92,11 +92,15 @@ pub fn check(raw: &[u8]) -> Result<Vec<(Direction, Accepted)>, Disagreement> {
     compare_headers(&ours, &theirs).map_err(fail)?;
     compare_tree(&ours, ours.root_part(), &theirs, false, "root").map_err(fail)?;
     for (direction, how) in &accepted {
-        compare_accepted(how, &ours, &theirs).map_err(|what| Disagreement {
-            direction: *direction,
-            accepted: how.clone(),
-            what,
-        })?;
+        let from_checked = (*direction == Direction::Outbound).then_some(USER);
+        from_checked
+            .map_or(Ok(()), |from| compare_from(&theirs, from))
+            .and_then(|()| compare_accepted(how, &ours, &theirs))
+            .map_err(|what| Disagreement {
+                direction: *direction,
+                accepted: how.clone(),
+                what,
+            })?;
     }
     Ok(accepted)
 }
@@ -232,6 +236,28 @@ fn their_field(theirs: &ParsedMail<'_>, name: &str) -> Option<String> {
         .map(|v| v.trim().to_ascii_lowercase())
 }
 
+/// `mailparse` must read the single `From` address the milter read (outbound: the sender;
+/// a bounce: the mailer daemon).
+fn compare_from(theirs: &ParsedMail<'_>, ours: &str) -> Result<(), String> {
+    let headers = theirs.get_headers();
+    let all = headers.get_all_headers("From");
+    let their_from = match all.as_slice() {
+        [one] => mailparse::addrparse_header(one)
+            .ok()
+            .and_then(|list| list.extract_single_info())
+            .map(|info| info.addr),
+        _ => None,
+    };
+    if their_from
+        .as_deref()
+        .is_some_and(|f| f.eq_ignore_ascii_case(ours))
+    {
+        Ok(())
+    } else {
+        Err(format!("From {ours:?} vs {their_from:?}"))
+    }
+}
+
 /// The values the accepting rule read must be `mailparse`'s, too.
 fn compare_accepted(
     how: &Accepted,
@@ -270,20 +296,7 @@ fn compare_accepted(
             Ok(())
         }
         Accepted::MailerDaemonBounce(from) => {
-            let their_from = theirs
-                .get_headers()
-                .get_first_header("From")
-                .and_then(|h| mailparse::addrparse_header(h).ok())
-                .and_then(|list| match list.extract_single_info() {
-                    Some(info) => Some(info.addr),
-                    None => None,
-                });
-            if !their_from
-                .as_deref()
-                .is_some_and(|f| f.eq_ignore_ascii_case(from))
-            {
-                return Err(format!("From {from:?} vs {their_from:?}"));
-            }
+            compare_from(theirs, from)?;
             let auto = their_field(theirs, "Auto-Submitted").unwrap_or_default();
             if !auto.starts_with("auto-") {
                 return Err(format!("Auto-Submitted {auto:?}"));
