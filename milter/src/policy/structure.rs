@@ -11,7 +11,8 @@
 //! agree:
 //!
 //! * every header line is a field (`name:` with a printable name) or a folded continuation,
-//!   with no CR but the one before its LF;
+//!   with no CR but the one before its LF, and the header ends with an empty line, where
+//!   `mail-parser` ends it too;
 //! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
 //!   quoted strings without `\` or `;`, no comments, no parameter twice, and the structural
@@ -32,6 +33,8 @@ use mail_parser::{Message, MessagePart, PartType};
 pub enum Ambiguity {
     #[error("a header line that is neither a field nor a continuation")]
     HeaderLine,
+    #[error("a header that ends elsewhere for the parser, or not with an empty line")]
+    HeaderEnd,
     #[error("repeated {0} field")]
     RepeatedField(&'static str),
     #[error("Content-Type outside the plain syntax")]
@@ -125,16 +128,22 @@ struct Field<'a> {
     value: Vec<u8>,
 }
 
-/// The fields of a header block, in the strict syntax: every line up to the first empty one
-/// is `name:value` with a name of printable ASCII, or a continuation (starting with a space
-/// or tab) of the field before it. A CR that does not end a line is refused: some readers
+/// The fields of a header block (as `mail-parser` delimits it), in the strict syntax: every
+/// line up to the first empty one is `name:value` with a name of printable ASCII, or a
+/// continuation (starting with a space or tab) of the field before it; the empty line is
+/// there and ends the block (`mail-parser` reads some malformed fields on across it). A CR that does not end a line is refused: some readers
 /// end the line there, others keep it in the value.
 fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
     let mut fields: Vec<Field<'_>> = Vec::new();
-    for line in block.split(|&b| b == b'\n') {
+    let mut lines = block.split(|&b| b == b'\n');
+    while let Some(line) = lines.next() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            break;
+            // The parser's header block must end with this empty line, as ours does.
+            return match (lines.next(), lines.next()) {
+                (Some([]), None) => Ok(fields),
+                _ => Err(Ambiguity::HeaderEnd),
+            };
         }
         if line.contains(&b'\r') {
             return Err(Ambiguity::HeaderLine);
@@ -154,7 +163,7 @@ fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
             value: line[colon + 1..].to_vec(),
         });
     }
-    Ok(fields)
+    Err(Ambiguity::HeaderEnd)
 }
 
 /// The value of the field `name` if it occurs at most once.

@@ -5,9 +5,10 @@
 //! the same name, which replays the kept corpus. [`check`] evaluates a message the way the
 //! milter does, with envelopes under which only the structural accept paths can accept
 //! (encrypted, Secure-Join, Autocrypt Setup Message, bounce: every recipient enforces
-//! end-to-end encryption). When any of them accepts, `mailparse` must see the same MIME
-//! tree (type of every part in tree order, which parts are multipart, how many children
-//! each has) and, for the parts and fields the accepting rule read, the same values.
+//! end-to-end encryption). When the structure check passes, `mailparse` must see the same
+//! MIME tree (type of every part in tree order, the structural parameters, which parts are
+//! multipart, how many children each has) and the same top-level field names; when any
+//! decision accepts, also the same values in the parts and fields the accepting rule read.
 //! Anything else is a [`Disagreement`]: a message that passed our checks but that the
 //! client reads differently.
 
@@ -15,6 +16,7 @@ use std::fmt;
 
 use chatmail_common::mailbox::Address;
 use chatmail_milter::policy::envelope::{Envelope, Recipient, Sender};
+use chatmail_milter::policy::structure::check_unambiguous;
 use chatmail_milter::policy::verdict::{Accepted, Verdict};
 use chatmail_milter::policy::{Direction, evaluate, parse};
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
@@ -23,24 +25,37 @@ use mailparse::{MailHeaderMap, ParsedMail};
 /// The relay's only user in these envelopes.
 pub const USER: &str = "alice@chat.example.org";
 
-/// A message we accept that `mailparse` reads differently.
+/// What let a message through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Passed {
+    /// The structure check ([`check_unambiguous`]), which promises one reading of the tree.
+    Structure,
+    /// The whole decision in one direction.
+    Accepted(Direction, Accepted),
+}
+
+impl fmt::Display for Passed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Passed::Structure => write!(f, "passed the structure check"),
+            Passed::Accepted(direction, how) => {
+                write!(f, "{} accepted as {how:?}", direction.name())
+            }
+        }
+    }
+}
+
+/// A message that passed our checks but that `mailparse` reads differently.
 #[derive(Debug)]
 pub struct Disagreement {
-    pub direction: Direction,
-    pub accepted: Accepted,
+    pub passed: Passed,
     /// Where in the tree (`root`, `root.1.2`, ...), and what differs.
     pub what: String,
 }
 
 impl fmt::Display for Disagreement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} accepted as {:?}, but mailparse disagrees: {}",
-            self.direction.name(),
-            self.accepted,
-            self.what
-        )
+        write!(f, "{}, but mailparse disagrees: {}", self.passed, self.what)
     }
 }
 
@@ -70,8 +85,11 @@ pub fn envelopes() -> [(Direction, Envelope); 3] {
     ]
 }
 
-/// Evaluates `raw` in every direction; for each acceptance, compares our reading with
-/// `mailparse`'s. Returns what was accepted (for corpus statistics).
+/// Checks `raw` as the milter does: the structure check, and the whole decision in every
+/// direction. When the structure check passes, `mailparse` must see the same tree (the
+/// check promises one reading, and far more inputs reach it than pass a whole decision);
+/// for each acceptance, also the values the accepting rule read. Returns what accepted the
+/// message (for corpus statistics).
 pub fn check(raw: &[u8]) -> Result<Vec<(Direction, Accepted)>, Disagreement> {
     let mut accepted = Vec::new();
     for (direction, envelope) in envelopes() {
@@ -79,15 +97,24 @@ pub fn check(raw: &[u8]) -> Result<Vec<(Direction, Accepted)>, Disagreement> {
             accepted.push((direction, how));
         }
     }
-    let Some((direction, how)) = accepted.first().cloned() else {
-        return Ok(accepted);
+    let Some(ours) = parse(raw) else {
+        return match accepted.first() {
+            None => Ok(accepted),
+            Some((direction, how)) => Err(Disagreement {
+                passed: Passed::Accepted(*direction, how.clone()),
+                what: "mail-parser found no message".into(),
+            }),
+        };
+    };
+    let passed = match accepted.first() {
+        Some((direction, how)) => Passed::Accepted(*direction, how.clone()),
+        None if check_unambiguous(&ours).is_ok() => Passed::Structure,
+        None => return Ok(accepted),
     };
     let fail = |what: String| Disagreement {
-        direction,
-        accepted: how.clone(),
+        passed: passed.clone(),
         what,
     };
-    let ours = parse(raw).ok_or_else(|| fail("mail-parser found no message".into()))?;
     let theirs = mailparse::parse_mail(raw).map_err(|e| fail(format!("mailparse fails: {e}")))?;
     compare_headers(&ours, &theirs).map_err(fail)?;
     compare_tree(&ours, ours.root_part(), &theirs, false, "root").map_err(fail)?;
@@ -97,8 +124,7 @@ pub fn check(raw: &[u8]) -> Result<Vec<(Direction, Accepted)>, Disagreement> {
             .map_or(Ok(()), |from| compare_from(&theirs, from))
             .and_then(|()| compare_accepted(how, &ours, &theirs))
             .map_err(|what| Disagreement {
-                direction: *direction,
-                accepted: how.clone(),
+                passed: Passed::Accepted(*direction, how.clone()),
                 what,
             })?;
     }
