@@ -13,11 +13,13 @@
 //! * every header line is a field (`name:` with a printable name) or a folded continuation,
 //!   with no CR but the one before its LF, and the header ends with an empty line, where
 //!   `mail-parser` ends it too;
-//! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part;
+//! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part, the latter one
+//!   token on one line;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
-//!   quoted strings without `\` or `;`, no comments, no parameter twice, and the structural
-//!   parameters (`boundary`, `protocol`, `report-type`) neither extended (`name*=`) nor
-//!   encoded (`=?`); and our reading of it equals `mail-parser`'s;
+//!   quoted strings without `\`, `;` or control characters (tab included), no comments, no
+//!   parameter twice, and the structural parameters (`boundary`, `protocol`, `report-type`,
+//!   and `charset`, which decides the text) neither extended (`name*=`) nor encoded (`=?`);
+//!   and our reading of it equals `mail-parser`'s;
 //! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
 //!   starts with and which starts with no enclosing boundary; `--boundary` occurs in its
 //!   body only at the start of a line, and every such line is exactly a delimiter
@@ -39,6 +41,8 @@ pub enum Ambiguity {
     RepeatedField(&'static str),
     #[error("Content-Type outside the plain syntax")]
     ContentTypeSyntax,
+    #[error("Content-Transfer-Encoding not one token on one line")]
+    TransferEncoding,
     #[error("repeated Content-Type parameter")]
     RepeatedParameter,
     #[error("extended or encoded {0} parameter")]
@@ -57,8 +61,9 @@ pub enum Ambiguity {
     PartCount,
 }
 
-/// Parameters whose value decides the structure.
-const STRUCTURAL: [&str; 3] = ["boundary", "protocol", "report-type"];
+/// Parameters whose value decides the structure or how a text is read: neither extended nor
+/// encoded.
+const STRUCTURAL: [&str; 4] = ["boundary", "protocol", "report-type", "charset"];
 
 /// Checks the whole MIME tree of `msg`.
 pub fn check_unambiguous(msg: &Message<'_>) -> Result<(), Ambiguity> {
@@ -83,8 +88,12 @@ fn check_part(
     }
     let fields = header_fields(slice(raw, part.offset_header, part.offset_body))?;
     let content_type = single_field(&fields, "Content-Type")?;
-    single_field(&fields, "Content-Transfer-Encoding")?;
-    let ours = content_type.map(parse_content_type).transpose()?;
+    if let Some(cte) = single_field(&fields, "Content-Transfer-Encoding")? {
+        plain_transfer_encoding(cte)?;
+    }
+    let ours = content_type
+        .map(|f| parse_content_type(&f.value))
+        .transpose()?;
     agrees_with_parser(ours.as_ref(), part)?;
     let Some(ours) = ours.filter(|ct| ct.mime_type == "multipart") else {
         return Ok(());
@@ -126,6 +135,8 @@ fn slice(raw: &[u8], start: u32, end: u32) -> &[u8] {
 struct Field<'a> {
     name: &'a [u8],
     value: Vec<u8>,
+    /// Whether the value continues on a folded line.
+    folded: bool,
 }
 
 /// The fields of a header block (as `mail-parser` delimits it), in the strict syntax: every
@@ -151,6 +162,7 @@ fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
         if matches!(line[0], b' ' | b'\t') {
             let last = fields.last_mut().ok_or(Ambiguity::HeaderLine)?;
             last.value.extend_from_slice(line);
+            last.folded = true;
             continue;
         }
         let colon = memchr::memchr(b':', line).ok_or(Ambiguity::HeaderLine)?;
@@ -161,16 +173,17 @@ fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
         fields.push(Field {
             name,
             value: line[colon + 1..].to_vec(),
+            folded: false,
         });
     }
     Err(Ambiguity::HeaderEnd)
 }
 
-/// The value of the field `name` if it occurs at most once.
-fn single_field<'f>(
-    fields: &'f [Field<'_>],
+/// The field `name` if it occurs at most once.
+fn single_field<'f, 'a>(
+    fields: &'f [Field<'a>],
     name: &'static str,
-) -> Result<Option<&'f [u8]>, Ambiguity> {
+) -> Result<Option<&'f Field<'a>>, Ambiguity> {
     let mut found = fields
         .iter()
         .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()));
@@ -178,7 +191,18 @@ fn single_field<'f>(
     if found.next().is_some() {
         return Err(Ambiguity::RepeatedField(name));
     }
-    Ok(first.map(|f| f.value.as_slice()))
+    Ok(first)
+}
+
+/// `Content-Transfer-Encoding` must be one token on one line: `mailparse` does not decode
+/// a folded value, nor one with a comment or anything else after the mechanism, where
+/// `mail-parser` still does.
+fn plain_transfer_encoding(field: &Field<'_>) -> Result<(), Ambiguity> {
+    let value = field.value.trim_ascii();
+    if field.folded || value.is_empty() || !value.iter().all(|&b| is_token_char(b)) {
+        return Err(Ambiguity::TransferEncoding);
+    }
+    Ok(())
 }
 
 /// A `Content-Type` read by the strict grammar: type and subtype lower-cased, parameter
@@ -240,7 +264,8 @@ fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
         let value = if let Some(quoted) = rest.strip_prefix('"') {
             let end = quoted.find('"').ok_or(Ambiguity::ContentTypeSyntax)?;
             let v = &quoted[..end];
-            if v.contains(['\\', ';']) || v.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+            // No tab either: `mailparse` turns it into a space.
+            if v.contains(['\\', ';']) || v.bytes().any(|b| b.is_ascii_control()) {
                 return Err(Ambiguity::ContentTypeSyntax);
             }
             rest = &quoted[end + 1..];
@@ -410,6 +435,8 @@ mod tests {
             "multipart/mixed; boundary*=''b1",
             "multipart/mixed; boundary=\"=?utf-8?q?b1?=\"",
             "multipart/mixed; report-type*=x; boundary=b1",
+            "multipart/mixed; charset*=utf-8''x; boundary=b1",
+            "multipart/mixed; charset=\"=?utf-8?q?utf-16?=\"; boundary=b1",
         ] {
             assert!(
                 matches!(
@@ -422,6 +449,7 @@ mod tests {
         for ct in [
             "multipart/mixed; name=\"x; boundary=b2\"; boundary=b1",
             "multipart/mixed; name=\"a\\\"b\"; boundary=b1",
+            "multipart/encrypted; protocol=\"a\tb\"; boundary=b1",
             "multipart/mixed (comment); boundary=b1",
             "multipart/mixed; boundary=b1 junk",
             "multipart/mixed; boundary",
@@ -438,6 +466,35 @@ mod tests {
     }
 
     #[test]
+    fn transfer_encodings() {
+        let text = |cte: &str| {
+            check(&format!(
+                "From: a@b.org\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding:{cte}\r\n\r\naGk=\r\n"
+            ))
+        };
+        for ok in [
+            " base64",
+            " BASE64 ",
+            "\tquoted-printable",
+            " 7bit",
+            " x-unknown",
+        ] {
+            assert_eq!(text(ok), Ok(()), "{ok:?}");
+        }
+        // mailparse decodes none of these, mail-parser all
+        for bad in [
+            "\r\n base64",
+            " base64\r\n ",
+            " base64 (comment)",
+            " base64 x",
+            " base64;",
+            "",
+        ] {
+            assert_eq!(text(bad), Err(Ambiguity::TransferEncoding), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn header_lines() {
         assert_eq!(
             check("From: a@b.org\r\nnot a field\r\nContent-Type: text/plain\r\n\r\nx\r\n"),
@@ -447,6 +504,13 @@ mod tests {
             check("From: a@b.org\r\nContent-Type : text/plain\r\n\r\nx\r\n"),
             Err(Ambiguity::HeaderLine)
         );
+        // a malformed date (found by fuzzing): mail-parser reads on across the empty line,
+        // and takes the Content-Type from the body
+        assert_eq!(
+            check("From: a@b.org\r\nDate:-x\r\n\r\nContent-Type: text/html\r\n\r\nx\r\n"),
+            Err(Ambiguity::HeaderEnd)
+        );
+        assert_eq!(check("From: a@b.org\r\n"), Err(Ambiguity::HeaderEnd));
         // a lone CR: a line end for some readers, part of the value for others
         assert_eq!(
             check("From: <a@b.org>\r.x\r\nContent-Type: text/plain\r\n\r\nx\r\n"),
