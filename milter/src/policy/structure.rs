@@ -12,7 +12,7 @@
 //!
 //! * every header line is a field (`name:` with a printable name) or a folded continuation,
 //!   with no CR but the one before its LF, and the header ends with an empty line, where
-//!   `mail-parser` ends it too;
+//!   `mail-parser` ends it too, having read the same fields;
 //! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part, the latter one
 //!   token on one line;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
@@ -37,6 +37,8 @@ pub enum Ambiguity {
     HeaderLine,
     #[error("a header that ends elsewhere for the parser, or not with an empty line")]
     HeaderEnd,
+    #[error("header fields read differently by the parser")]
+    FieldsDisagree,
     #[error("repeated {0} field")]
     RepeatedField(&'static str),
     #[error("Content-Type outside the plain syntax")]
@@ -87,6 +89,7 @@ fn check_part(
         return Err(Ambiguity::Boundary);
     }
     let fields = header_fields(slice(raw, part.offset_header, part.offset_body))?;
+    same_fields(&fields, part)?;
     let content_type = single_field(&fields, "Content-Type")?;
     if let Some(cte) = single_field(&fields, "Content-Transfer-Encoding")? {
         plain_transfer_encoding(cte)?;
@@ -177,6 +180,21 @@ fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
         });
     }
     Err(Ambiguity::HeaderEnd)
+}
+
+/// `mail-parser` must have read the same fields, by name and in order: it reads some
+/// malformed values (a `Date`) on across the line end, and swallows the field after.
+fn same_fields(fields: &[Field<'_>], part: &MessagePart<'_>) -> Result<(), Ambiguity> {
+    let same = fields.len() == part.headers.len()
+        && fields.iter().zip(&part.headers).all(|(ours, theirs)| {
+            ours.name
+                .eq_ignore_ascii_case(theirs.name.as_str().as_bytes())
+        });
+    if same {
+        Ok(())
+    } else {
+        Err(Ambiguity::FieldsDisagree)
+    }
 }
 
 /// The field `name` if it occurs at most once.
@@ -511,6 +529,11 @@ mod tests {
             Err(Ambiguity::HeaderEnd)
         );
         assert_eq!(check("From: a@b.org\r\n"), Err(Ambiguity::HeaderEnd));
+        // the same date before another field: mail-parser reads on into it
+        assert_eq!(
+            check("From: a@b.org\r\nDate:-x\r\nContent-Type: text/html\r\n\r\nx\r\n"),
+            Err(Ambiguity::FieldsDisagree)
+        );
         // a lone CR: a line end for some readers, part of the value for others
         assert_eq!(
             check("From: <a@b.org>\r.x\r\nContent-Type: text/plain\r\n\r\nx\r\n"),

@@ -327,16 +327,11 @@ fn compare_accepted(
             if !auto.starts_with("auto-") {
                 return Err(format!("Auto-Submitted {auto:?}"));
             }
-            // The human-readable text and the status report.
-            let our = our_child(ours, 0)?
-                .text_contents()
-                .ok_or("root.1: no text")?
-                .trim()
-                .to_string();
-            let their = their_text(their_child(theirs, 0)?, "root.1")?;
-            if our != their.trim() {
-                return Err(format!("root.1: text {our:?} vs {their:?}"));
-            }
+            // The rule reads the types of the parts only, which the tree comparison covers;
+            // not the human-readable text: its bytes may be anything, and the two parsers
+            // decode bytes invalid in the charset differently (U+FFFD or Latin-1), which
+            // the fuzzer found and which is no different structure. The status report is
+            // compared as bytes.
             let our = our_child(ours, 1)?.contents().trim_ascii();
             let their = their_body(their_child(theirs, 1)?, "root.2")?;
             if our != their.trim_ascii() {
