@@ -164,7 +164,7 @@ const OTHERS: u32 = 0o007;
 const BACKLOG: i32 = 4096;
 
 /// Binds a unix socket at `path` with permission bits `mode` (which must give other users no
-/// access), creating missing parent directories and replacing a stale socket file.
+/// access), in a directory that must exist, replacing a stale socket file.
 ///
 /// The socket gets `mode` before it is bound: Linux creates the socket file with the socket's
 /// own mode less the umask, so the file is never more open than `mode`, whatever the umask;
@@ -182,9 +182,10 @@ fn bind_unix(path: &Path, mode: u32) -> io::Result<std::os::unix::net::UnixListe
             ),
         ));
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    // The directory is not created here: whoever provides it (systemd's RuntimeDirectory=,
+    // the packaging) gives it its owner, group and mode. One made by a daemon would carry
+    // the daemon's user and umask (a root-owned /var/spool/postfix/chatmail that the milter
+    // user can no longer bind in, say).
     remove_if_present(path)?;
     let socket = rustix::net::socket_with(
         AddressFamily::UNIX,
@@ -350,7 +351,16 @@ mod tests {
     #[tokio::test]
     async fn bind_replaces_stale_socket_and_sets_mode() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/x.sock");
+        let missing = ListenAddr::Unix(dir.path().join("sub/x.sock"));
+        let err = Listener::bind(&missing, 0o600).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::NotFound,
+            "no directory is made: {err}"
+        );
+        assert!(!dir.path().join("sub").exists());
+
+        let path = dir.path().join("x.sock");
         let addr = ListenAddr::Unix(path.clone());
         drop(Listener::bind(&addr, 0o600).unwrap());
         let l = Listener::bind(&addr, 0o660).unwrap();

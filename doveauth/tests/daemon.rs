@@ -80,7 +80,7 @@ fn help_and_bad_config() {
 fn notifies_ready_and_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
-    let socket = dir.path().join("run/doveauth.socket");
+    let socket = dir.path().join("doveauth.socket");
     let notify = dir.path().join("notify.sock");
     let rx = UnixDatagram::bind(&notify).unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

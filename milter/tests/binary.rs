@@ -15,21 +15,29 @@ const BIN: &str = env!("CARGO_BIN_EXE_chatmail-milter");
 const ALICE: &str = "alice@chat.example.org";
 
 /// A config for chat.example.org with the test DKIM key (and a name server that is never
-/// asked: nothing here verifies foreign mail), and ALICE's account.
+/// asked: nothing here verifies foreign mail), and ALICE's account. The listeners default to
+/// sockets in a directory that does not exist (a test that binds gives its own), never to
+/// the system's.
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let account = dir.join("mailboxes").join(ALICE);
     std::fs::create_dir_all(&account).unwrap();
     std::fs::write(account.join("password"), "{SHA512-CRYPT}x").unwrap();
     let key = dir.join("dkim.key");
     std::fs::copy(data_dir().join("dkim-test.key"), &key).unwrap();
+    let missing = dir.join("no-such-dir");
+    let sockets: String = ["outbound", "inbound", "internal"]
+        .iter()
+        .filter(|name| !extra.contains(&format!("milter_{name}")))
+        .map(|name| format!("milter_{name} = unix:{}/{name}.sock\n", missing.display()))
+        .collect();
     let path = dir.join("chatmail.ini");
     std::fs::write(
         &path,
         format!(
             "[params]\nmail_domain = chat.example.org\nmailboxes_dir = {}\n\
-             dkim_key = {}\ndns_resolver = 127.0.0.1:9\n{extra}",
+             dkim_key = {}\ndns_resolver = 127.0.0.1:9\n{sockets}{extra}",
             dir.join("mailboxes").display(),
-            key.display()
+            key.display(),
         ),
     )
     .unwrap();
@@ -155,6 +163,8 @@ async fn serves_from_config_sockets_and_exits_on_sigterm() {
     let out_sock = dir.path().join("spool/chatmail/outbound.sock");
     let in_sock = dir.path().join("spool/chatmail/inbound.sock");
     let internal_sock = dir.path().join("spool/chatmail/internal.sock");
+    // The packaging makes the directory; the milter only binds in it.
+    std::fs::create_dir_all(dir.path().join("spool/chatmail")).unwrap();
     let cfg = write_config(
         dir.path(),
         &format!(
@@ -278,7 +288,12 @@ async fn systemd_socket_activation_by_name() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write_config(dir.path(), "");
+    // The internal listener is not passed: the milter binds it itself, from the config.
+    let internal_sock = dir.path().join("internal.sock");
+    let cfg = write_config(
+        dir.path(),
+        &format!("milter_internal = unix:{}\n", internal_sock.display()),
+    );
     // Sockets made "by systemd", passed as fds 3 and 4, in the opposite order of their names.
     let in_path = dir.path().join("in.sock");
     let out_path = dir.path().join("out.sock");

@@ -433,6 +433,7 @@ impl TestMilter {
         let outbound = dir.path().join("sock/outbound.sock");
         let inbound = dir.path().join("sock/inbound.sock");
         let internal = dir.path().join("sock/internal.sock");
+        std::fs::create_dir(dir.path().join("sock")).unwrap();
         let mailboxes = dir.path().join("mailboxes");
         std::fs::create_dir_all(&mailboxes).unwrap();
         let shared = Arc::new(Shared {
