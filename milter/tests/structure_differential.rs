@@ -457,6 +457,8 @@ fn tree() -> impl Strategy<Value = Node> {
                 "; boundary=\"{b}\"; boundary=\"b\"",
                 "; boundary*0=\"{b}\"",
                 "; boundary=\"=?utf-8?q?{b}?=\"",
+                "; boundary=\"{b}\"; name=\"=?utf-8?q?a=3B_boundary=3Db2?=\"",
+                "; boundary=\"{b}\"; name=\"=?utf-8?b?w6RiYy5wZGY=?=\"",
                 "",
             ]),
             prop::sample::select(vec![

@@ -17,9 +17,11 @@
 //!   token on one line;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
 //!   quoted strings without `\`, `;` or control characters (tab included), no comments, no
-//!   parameter twice, and the structural parameters (`boundary`, `protocol`, `report-type`,
-//!   and `charset`, which decides the text) neither extended (`name*=`) nor encoded (`=?`);
-//!   and our reading of it equals `mail-parser`'s;
+//!   parameter twice, encoded words (`=?`) only well-formed, in an ASCII-compatible charset
+//!   and decoding to no ASCII specials (`mailparse` decodes them before it splits the
+//!   parameters), and the structural parameters (`boundary`, `protocol`, `report-type`, and
+//!   `charset`, which decides the text) neither extended (`name*=`) nor encoded (`=?`); and
+//!   our reading of it equals `mail-parser`'s;
 //! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
 //!   starts with and which starts with no enclosing boundary; `--boundary` occurs in its
 //!   body only at the start of a line, and every such line is exactly a delimiter
@@ -49,6 +51,8 @@ pub enum Ambiguity {
     RepeatedParameter,
     #[error("extended or encoded {0} parameter")]
     EncodedParameter(&'static str),
+    #[error("encoded word in Content-Type")]
+    EncodedWord,
     #[error("Content-Type read differently by the parser")]
     ParserDisagrees,
     #[error("multipart without a plain boundary")]
@@ -262,6 +266,7 @@ fn take_token<'a>(rest: &mut &'a str) -> Result<&'a str, Ambiguity> {
 
 fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
     let text = std::str::from_utf8(value).map_err(|_| Ambiguity::ContentTypeSyntax)?;
+    harmless_encoded_words(text)?;
     let mut rest = text.trim_matches([' ', '\t']);
     let mime_type = take_token(&mut rest)?.to_ascii_lowercase();
     rest = rest.strip_prefix('/').ok_or(Ambiguity::ContentTypeSyntax)?;
@@ -309,6 +314,72 @@ fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
         subtype,
         params,
     })
+}
+
+/// `mailparse` decodes RFC 2047 encoded words in the whole field before it splits the
+/// parameters, so `name="=?utf-8?q?=3B_boundary=3Db2?="` adds a boundary for it. Encoded
+/// words stay allowed (mail with non-ASCII attachment names has them in `name=`) where they
+/// are well-formed, in UTF-8, US-ASCII or ISO 8859 (in which no other bytes decode to ASCII)
+/// and decode to no ASCII but token characters and spaces; every other `=?` is refused.
+fn harmless_encoded_words(text: &str) -> Result<(), Ambiguity> {
+    let mut rest = text;
+    while let Some(at) = rest.find("=?") {
+        let word = &rest[at + 2..];
+        let mut pieces = word.splitn(3, '?');
+        let (Some(charset), Some(encoding), Some(tail)) =
+            (pieces.next(), pieces.next(), pieces.next())
+        else {
+            return Err(Ambiguity::EncodedWord);
+        };
+        let end = tail.find("?=").ok_or(Ambiguity::EncodedWord)?;
+        let encoded = &tail[..end];
+        let charset = charset.to_ascii_lowercase();
+        let ascii_compatible = matches!(charset.as_str(), "utf-8" | "us-ascii")
+            || charset
+                .strip_prefix("iso-8859-")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !ascii_compatible || encoded.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(Ambiguity::EncodedWord);
+        }
+        let decoded = match encoding {
+            "q" | "Q" => decode_q(encoded)?,
+            "b" | "B" => base64_simd::STANDARD
+                .decode_to_vec(encoded)
+                .map_err(|_| Ambiguity::EncodedWord)?,
+            _ => return Err(Ambiguity::EncodedWord),
+        };
+        if decoded
+            .iter()
+            .any(|&b| b.is_ascii() && b != b' ' && !is_token_char(b))
+        {
+            return Err(Ambiguity::EncodedWord);
+        }
+        rest = &tail[end + 2..];
+    }
+    Ok(())
+}
+
+/// RFC 2047 "Q" decoding: `_` is a space, `=XX` a byte.
+fn decode_q(encoded: &str) -> Result<Vec<u8>, Ambiguity> {
+    let mut out = Vec::with_capacity(encoded.len());
+    let mut bytes = encoded.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'_' => b' ',
+            b'=' => {
+                let hex = [
+                    bytes.next().ok_or(Ambiguity::EncodedWord)?,
+                    bytes.next().ok_or(Ambiguity::EncodedWord)?,
+                ];
+                std::str::from_utf8(&hex)
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(Ambiguity::EncodedWord)?
+            }
+            other => other,
+        });
+    }
+    Ok(out)
 }
 
 /// Our reading of the `Content-Type` must be `mail-parser`'s: the same type, subtype and
@@ -448,19 +519,45 @@ mod tests {
 
     #[test]
     fn parameter_tricks() {
+        // harmless ones, as in attachment names
+        for ct in [
+            "multipart/mixed; boundary=b1; name=\"=?UTF-8?B?w6RiYy5wZGY=?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?iso-8859-1?Q?=E4bc_d.pdf?= =?utf-8?q?x?=\"",
+        ] {
+            assert_eq!(check(&multipart(ct, PARTS)), Ok(()), "{ct}");
+        }
         for ct in [
             "multipart/mixed; boundary*0=b; boundary*1=1",
-            "multipart/mixed; boundary*=''b1",
             "multipart/mixed; boundary=\"=?utf-8?q?b1?=\"",
+            "multipart/mixed; charset=\"=?utf-8?q?utf-16?=\"; boundary=b1",
+            "multipart/mixed; boundary*=''b1",
             "multipart/mixed; report-type*=x; boundary=b1",
             "multipart/mixed; charset*=utf-8''x; boundary=b1",
-            "multipart/mixed; charset=\"=?utf-8?q?utf-16?=\"; boundary=b1",
         ] {
             assert!(
                 matches!(
                     check(&multipart(ct, PARTS)),
                     Err(Ambiguity::EncodedParameter(_))
                 ),
+                "{ct}"
+            );
+        }
+        // encoded words that could decode to specials: mailparse decodes them before it
+        // splits the parameters
+        for ct in [
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?q?a=3B_boundary=3Db2?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?b?YTsgYm91bmRhcnk9YjI=?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?q?a=22?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-16?b?ADs=?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?shift_jis?q?a?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?x?a?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?q?a\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?b?!!?=\"",
+            "multipart/mixed; boundary=b1; name=\"=?utf-8?q?a=3?=\"",
+        ] {
+            assert_eq!(
+                check(&multipart(ct, PARTS)),
+                Err(Ambiguity::EncodedWord),
                 "{ct}"
             );
         }
