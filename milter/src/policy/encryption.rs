@@ -3,12 +3,14 @@
 //! Top level `multipart/encrypted` with exactly two parts, neither of them multipart:
 //! `application/pgp-encrypted` whose body, trimmed, is `Version: 1`, then
 //! `application/octet-stream` holding an ASCII-armored message that passes
-//! [`check_armored_message`]. The caller checks first that the structure has one reading
+//! [`check_armored_message`], both in a transfer encoding every reader decodes alike
+//! ([`decodes_alike`]). The caller checks first that the structure has one reading
 //! only ([`super::structure`]), so no reader sees other parts than these.
 
 use mail_parser::{Message, MessagePart, MimeHeaders, PartType};
 
 use super::armor::{ArmorError, ArmorHeaders, check_armored_message};
+use super::exceptions::decodes_alike;
 use super::openpgp::PacketSummary;
 use super::structure::Ambiguity;
 
@@ -22,6 +24,8 @@ pub enum NotEncrypted {
     NestedPart(usize),
     #[error("MIME part {0} has an unexpected content type")]
     PartType(usize),
+    #[error("MIME part {0} in a transfer encoding that readers decode differently")]
+    TransferEncoding(usize),
     #[error("the application/pgp-encrypted part is not 'Version: 1'")]
     VersionPart,
     #[error("ambiguous MIME structure: {0}")]
@@ -58,12 +62,18 @@ pub fn check_encrypted(
     if !control.is_content_type("application", "pgp-encrypted") {
         return Err(NotEncrypted::PartType(1));
     }
+    if !decodes_alike(msg, control) {
+        return Err(NotEncrypted::TransferEncoding(1));
+    }
     if control.contents().trim_ascii() != b"Version: 1" {
         return Err(NotEncrypted::VersionPart);
     }
     let payload = part(1)?;
     if !payload.is_content_type("application", "octet-stream") {
         return Err(NotEncrypted::PartType(2));
+    }
+    if !decodes_alike(msg, payload) {
+        return Err(NotEncrypted::TransferEncoding(2));
     }
     Ok(check_armored_message(payload.contents(), headers)?)
 }

@@ -29,18 +29,65 @@ fn is_plain_text(part: &MessagePart<'_>) -> bool {
         && matches!(part.body, PartType::Text(_))
 }
 
-/// `Content-Transfer-Encoding` absent or one every reader decodes alike.
-fn plain_transfer_encoding(part: &MessagePart<'_>) -> bool {
-    part.content_transfer_encoding().is_none_or(|cte| {
-        ["7bit", "8bit", "quoted-printable", "base64"]
-            .iter()
-            .any(|known| cte.eq_ignore_ascii_case(known))
-    })
+/// Whether the content of a part that a rule reads decodes alike in every reader: no
+/// transfer encoding or an identity one, strict base64 or strict quoted-printable.
+/// `mail-parser` decodes far more leniently (base64 without padding, stray characters, `=`
+/// not followed by hex) than `mailparse` (which fails on the same base64, found by
+/// fuzzing) and others.
+pub(super) fn decodes_alike(msg: &Message<'_>, part: &MessagePart<'_>) -> bool {
+    let Some(cte) = part.content_transfer_encoding() else {
+        return true;
+    };
+    let body = msg
+        .raw_message()
+        .get(part.offset_body as usize..part.offset_end as usize)
+        .unwrap_or_default();
+    match cte.to_ascii_lowercase().as_str() {
+        "7bit" | "8bit" | "binary" => true,
+        "base64" => strict_base64(body),
+        "quoted-printable" => strict_quoted_printable(body),
+        _ => false,
+    }
+}
+
+/// Base64 lines: the standard alphabet with canonical padding at the very end, white space
+/// only between characters.
+fn strict_base64(body: &[u8]) -> bool {
+    let cleaned: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    base64_simd::STANDARD.decode_to_vec(&cleaned).is_ok()
+}
+
+/// Quoted-printable where every `=` is a soft line break or `=XX` in upper-case hex.
+fn strict_quoted_printable(body: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(found) = memchr::memchr(b'=', &body[at..]) {
+        let rest = &body[at + found + 1..];
+        let step = if rest.starts_with(b"\r\n") {
+            2
+        } else if rest.starts_with(b"\n") {
+            1
+        } else if rest.len() >= 2
+            && rest[..2]
+                .iter()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b))
+        {
+            2
+        } else {
+            return false;
+        };
+        at += found + 1 + step;
+    }
+    true
 }
 
 /// Secure-Join handshake start (`vc-request`/`vg-request`), as Delta Chat sends it: one
 /// `Secure-Join` field with that value, a `multipart/mixed` root with exactly one
-/// `text/plain` part whose text, trimmed and lower-cased, is `secure-join: <same value>`.
+/// `text/plain` part (decoding alike everywhere, [`decodes_alike`]) whose text, trimmed and
+/// lower-cased, is `secure-join: <same value>`.
 pub fn is_securejoin_request(msg: &Message<'_>) -> bool {
     let Some(value) = fields::single(msg, "Secure-Join") else {
         return false;
@@ -58,7 +105,7 @@ pub fn is_securejoin_request(msg: &Message<'_>) -> bool {
     let [part] = children.as_slice() else {
         return false;
     };
-    if !is_plain_text(part) || !plain_transfer_encoding(part) {
+    if !is_plain_text(part) || !decodes_alike(msg, part) {
         return false;
     }
     let mut expected = b"secure-join: ".to_vec();
@@ -141,4 +188,23 @@ pub fn delivery_status_notification(msg: &Message<'_>, sender: &Sender) -> Optio
 /// incoming cleartext (no `enforceE2EEincoming`).
 pub fn recipients_accept_cleartext(recipients: &[Recipient]) -> bool {
     !recipients.is_empty() && recipients.iter().all(Recipient::accepts_cleartext)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{strict_base64, strict_quoted_printable};
+
+    #[test]
+    fn strict_transfer_encodings() {
+        assert!(strict_base64(b"aGVs\r\nbG8=\r\n"));
+        assert!(strict_base64(b" aGVsbG8= \n"));
+        // mailparse fails on a missing padding, where mail-parser decodes (found by fuzzing)
+        for bad in [&b"aGVsbG8\r\n"[..], b"aGVs!bG8=", b"aGk=aGk=", b"aGVsbG8=x"] {
+            assert!(!strict_base64(bad), "{bad:?}");
+        }
+        assert!(strict_quoted_printable(b"a=3Db=\r\nc=\nd\r\n"));
+        for bad in [&b"a=3d"[..], b"a=ZZ", b"a= \r\n", b"a="] {
+            assert!(!strict_quoted_printable(bad), "{bad:?}");
+        }
+    }
 }
