@@ -7,7 +7,7 @@
 //! (encrypted, Secure-Join, Autocrypt Setup Message, bounce: every recipient enforces
 //! end-to-end encryption). When the structure check passes, `mailparse` must see the same
 //! MIME tree (type of every part in tree order, the structural parameters, which parts are
-//! multipart, how many children each has) and the same top-level field names; when any
+//! multipart, how many children each has, the field names of every part); when any
 //! decision accepts, also the same values in the parts and fields the accepting rule read.
 //! Anything else is a [`Disagreement`]: a message that passed our checks but that the
 //! client reads differently.
@@ -116,7 +116,6 @@ pub fn check(raw: &[u8]) -> Result<Vec<(Direction, Accepted)>, Disagreement> {
         what,
     };
     let theirs = mailparse::parse_mail(raw).map_err(|e| fail(format!("mailparse fails: {e}")))?;
-    compare_headers(&ours, &theirs).map_err(fail)?;
     compare_tree(&ours, ours.root_part(), &theirs, false, "root").map_err(fail)?;
     for (direction, how) in &accepted {
         let from_checked = (*direction == Direction::Outbound).then_some(USER);
@@ -131,12 +130,15 @@ pub fn check(raw: &[u8]) -> Result<Vec<(Direction, Accepted)>, Disagreement> {
     Ok(accepted)
 }
 
-/// The top-level field names, in order, must be the same: the exceptions read top-level
-/// fields, and a field one parser sees in the header and the other in the body is a sign
-/// of a different header end.
-fn compare_headers(ours: &Message<'_>, theirs: &ParsedMail<'_>) -> Result<(), String> {
+/// The field names of a part (the top level included), in order, must be the same: the
+/// exceptions read top-level fields, and a field one parser sees in the header and the other
+/// in the body is a sign of a different header end.
+fn compare_headers(
+    ours: &MessagePart<'_>,
+    theirs: &ParsedMail<'_>,
+    at: &str,
+) -> Result<(), String> {
     let our_names: Vec<String> = ours
-        .root_part()
         .headers
         .iter()
         .map(|h| h.name.as_str().to_ascii_lowercase())
@@ -147,7 +149,7 @@ fn compare_headers(ours: &Message<'_>, theirs: &ParsedMail<'_>) -> Result<(), St
         .map(|h| h.get_key().to_ascii_lowercase())
         .collect();
     if our_names != their_names {
-        return Err(format!("top-level fields {our_names:?} vs {their_names:?}"));
+        return Err(format!("{at}: fields {our_names:?} vs {their_names:?}"));
     }
     Ok(())
 }
@@ -175,6 +177,7 @@ fn compare_tree(
     in_digest: bool,
     at: &str,
 ) -> Result<(), String> {
+    compare_headers(ours, theirs, at)?;
     let our_type = our_mime_type(ours, in_digest);
     if our_type != theirs.ctype.mimetype.to_ascii_lowercase() {
         return Err(format!(
