@@ -6,9 +6,10 @@
 //! milter does, with envelopes under which only the structural accept paths can accept
 //! (encrypted, Secure-Join, Autocrypt Setup Message, bounce: every recipient enforces
 //! end-to-end encryption). When the structure check passes, `mailparse` must see the same
-//! MIME tree (type of every part in tree order, the structural parameters, which parts are
-//! multipart, how many children each has, the field names of every part); when any
-//! decision accepts, also the same values in the parts and fields the accepting rule read.
+//! MIME tree (type of every part in tree order, the structural parameters and `charset`,
+//! which parts are multipart, how many children each has, the field names of every part);
+//! when any decision accepts, also the same values in the parts and fields the accepting
+//! rule read.
 //! Anything else is a [`Disagreement`]: a message that passed our checks but that the
 //! client reads differently.
 
@@ -185,7 +186,7 @@ fn compare_tree(
             theirs.ctype.mimetype
         ));
     }
-    for name in ["boundary", "protocol", "report-type"] {
+    for name in ["boundary", "protocol", "report-type", "charset"] {
         let our_value = ours.content_type().and_then(|ct| ct.attribute(name));
         let their_value = theirs.ctype.params.get(name).map(String::as_str);
         if our_value != their_value {
