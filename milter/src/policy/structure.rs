@@ -149,8 +149,9 @@ struct Field<'a> {
 /// The fields of a header block (as `mail-parser` delimits it), in the strict syntax: every
 /// line up to the first empty one is `name:value` with a name of printable ASCII, or a
 /// continuation (starting with a space or tab) of the field before it; the empty line is
-/// there and ends the block (`mail-parser` reads some malformed fields on across it). A CR that does not end a line is refused: some readers
-/// end the line there, others keep it in the value.
+/// there and ends the block (`mail-parser` reads some malformed fields on across it). A CR
+/// that does not end a line is refused: some readers end the line there, others keep it in
+/// the value.
 fn header_fields(block: &[u8]) -> Result<Vec<Field<'_>>, Ambiguity> {
     let mut fields: Vec<Field<'_>> = Vec::new();
     let mut lines = block.split(|&b| b == b'\n');
@@ -371,6 +372,9 @@ fn decode_q(encoded: &str) -> Result<Vec<u8>, Ambiguity> {
                     bytes.next().ok_or(Ambiguity::EncodedWord)?,
                     bytes.next().ok_or(Ambiguity::EncodedWord)?,
                 ];
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(Ambiguity::EncodedWord);
+                }
                 std::str::from_utf8(&hex)
                     .ok()
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
@@ -413,8 +417,8 @@ fn plain_boundary(boundary: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&b))
 }
 
-/// `--boundary` may only start a line, every line that starts with it must be a delimiter line
-/// (`--boundary` or `--boundary--`, then only spaces or tabs), the closing one must be
+/// `--boundary` may only start a line, every line that starts with it must be a delimiter
+/// line (`--boundary` or `--boundary--`, then only spaces or tabs), the closing one must be
 /// there, and none may follow it. Returns the number of parts the delimiters open.
 ///
 /// Without the closing delimiter, readers end the last part differently: `mailparse` makes
