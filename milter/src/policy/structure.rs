@@ -16,12 +16,13 @@
 //! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part, the latter one
 //!   token on one line;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
-//!   quoted strings without `\`, `;` or control characters (tab included), no comments, no
-//!   parameter twice, encoded words (`=?`) only well-formed, in an ASCII-compatible charset
-//!   and decoding to no ASCII specials (`mailparse` decodes them before it splits the
-//!   parameters), and the structural parameters (`boundary`, `protocol`, `report-type`, and
-//!   `charset`, which decides the text) neither extended (`name*=`) nor encoded (`=?`); and
-//!   our reading of it equals `mail-parser`'s;
+//!   quoted strings without `\`, `;` or control characters (tab included), names with `*`
+//!   only in an RFC 2231 suffix, no comments, no parameter twice, encoded words (`=?`) only
+//!   well-formed, in an ASCII-compatible charset and decoding to no ASCII specials
+//!   (`mailparse` decodes them before it splits the parameters), and the structural
+//!   parameters (`boundary`, `protocol`, `report-type`, and `charset`, which decides the
+//!   text) neither extended (`name*=`) nor encoded (`=?`); and our reading of it equals
+//!   `mail-parser`'s;
 //! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
 //!   starts with and which starts with no enclosing boundary; `--boundary` occurs in its
 //!   body only at the start of a line, and every such line is exactly a delimiter
@@ -284,6 +285,9 @@ fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
             break;
         }
         let name = take_token(&mut rest)?.to_ascii_lowercase();
+        if !plain_parameter_name(&name) {
+            return Err(Ambiguity::ContentTypeSyntax);
+        }
         rest = rest.strip_prefix('=').ok_or(Ambiguity::ContentTypeSyntax)?;
         let value = if let Some(quoted) = rest.strip_prefix('"') {
             let end = quoted.find('"').ok_or(Ambiguity::ContentTypeSyntax)?;
@@ -315,6 +319,17 @@ fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
         subtype,
         params,
     })
+}
+
+/// A parameter name with `*` only in an RFC 2231 suffix (`name*`, `name*0`, `name*0*`):
+/// `mail-parser` reads `*charset` as `charset`, `mailparse` as a name of its own.
+fn plain_parameter_name(name: &str) -> bool {
+    let Some((base, suffix)) = name.split_once('*') else {
+        return true;
+    };
+    let digits = suffix.strip_suffix('*').unwrap_or(suffix);
+    !base.is_empty()
+        && (suffix.is_empty() || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// `mailparse` decodes RFC 2047 encoded words in the whole field before it splits the
@@ -525,6 +540,8 @@ mod tests {
     fn parameter_tricks() {
         // harmless ones, as in attachment names
         for ct in [
+            "multipart/mixed; boundary=b1; name*=utf-8''%C3%A4.pdf",
+            "multipart/mixed; boundary=b1; name*0*=utf-8''%C3%A4; name*1=.pdf",
             "multipart/mixed; boundary=b1; name=\"=?UTF-8?B?w6RiYy5wZGY=?=\"",
             "multipart/mixed; boundary=b1; name=\"=?iso-8859-1?Q?=E4bc_d.pdf?= =?utf-8?q?x?=\"",
         ] {
@@ -569,6 +586,10 @@ mod tests {
             "multipart/mixed; name=\"x; boundary=b2\"; boundary=b1",
             "multipart/mixed; name=\"a\\\"b\"; boundary=b1",
             "multipart/encrypted; protocol=\"a\tb\"; boundary=b1",
+            "multipart/mixed; *charset=us-ascii; boundary=b1",
+            "multipart/mixed; name**=x; boundary=b1",
+            "multipart/mixed; name*x=x; boundary=b1",
+            "multipart/mixed; name*0*1=x; boundary=b1",
             "multipart/mixed (comment); boundary=b1",
             "multipart/mixed; boundary=b1 junk",
             "multipart/mixed; boundary",
