@@ -383,6 +383,8 @@ fn leaf() -> impl Strategy<Value = Node> {
             Some("text/plain; name=\"x; boundary=b1\""),
             Some("text/plain;\r\n charset=utf-8"),
             Some("text/plain; charset*=utf-8''x"),
+            Some("text/plain; *charset=utf-16"),
+            Some("text/plain;\tcharset=\"utf-8\""),
         ]),
         prop::sample::select(vec![
             None,
