@@ -131,7 +131,9 @@ pub fn is_autocrypt_setup_message(msg: &Message<'_>, envelope: &Envelope) -> boo
         return false;
     }
     fields::single(msg, "Autocrypt-Setup-Message").is_some_and(|v| v.eq_ignore_ascii_case(b"v1"))
-        || msg.subject() == Some("Autocrypt Setup Message")
+        // One Subject field only: of two, mail-parser reads the last, mailparse the first.
+        || (fields::values(msg, "Subject").count() == 1
+            && msg.subject() == Some("Autocrypt Setup Message"))
 }
 
 /// A delivery status notification (RFC 3464) from a mail server: the null envelope sender,
