@@ -19,8 +19,11 @@ Run as root against the local relay (`packaging/relay up`), with the e2e venv:
      per second.
    Printed: each rate, its ratio to the milter-free one, and the median and range of the
    per-round (per-turn) ratios.
-2. The milter's CPU time (utime + stime from /proc) per message for 10 kB, 1 MB and 30 MB
-   encrypted messages, sent one after another.
+2. CPU time per 10 kB message through each of the three services, sent one after another
+   until delivered: the milter's own (chatmail-milter, the no-op one) and the whole machine's
+   (from /proc/stat: meaningful only on an otherwise quiet machine). Then chatmail-milter's
+   CPU time (utime + stime from /proc) per message for 10 kB, 1 MB and 30 MB encrypted
+   messages.
 
 Both on the IP-only relay (`127.0.0.1`: no DKIM) and on a relay with a domain name
 (`_chat.localhost`: every outbound message gets an RSA-2048 DKIM signature), one after the
@@ -318,24 +321,40 @@ def ratio_summary(own: list[float], base: list[float]) -> str:
             f"range {pairs[0]:.2f}-{pairs[-1]:.2f}")
 
 
-def milter_cpu() -> float:
-    pid = MILTER_PID.read_text().strip()
+def process_cpu(pid: int | str) -> float:
+    """CPU seconds (user + system) a process has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_per_message(sender: Account, rcpt: Account, size: int, count: int) -> tuple[float, float]:
+def milter_cpu() -> float:
+    return process_cpu(MILTER_PID.read_text().strip())
+
+
+def machine_cpu() -> float:
+    """CPU seconds every process of the machine has used (all but idle and iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_message(sender: Account, rcpt: Account, size: int, count: int,
+                    port: int = SUBMISSION_PORT, milter=milter_cpu) -> tuple[float, float, float]:
+    """CPU seconds per message of the milter and of the whole machine (Postfix, Dovecot, the
+    milter, this client), and the wall time per SMTP transaction, messages sent one after
+    another on one connection to `port`."""
     msg = message(sender.addr, rcpt.addr, size)
-    smtp = smtp_connect(SUBMISSION_PORT)
+    smtp = smtp_connect(port)
     smtp.login(sender.addr, sender.password)
-    before = milter_cpu()
+    before, machine_before = milter(), machine_cpu()
     start = time.monotonic()
     for _ in range(count):
         smtp.sendmail(sender.addr, [rcpt.addr], msg)
     elapsed = time.monotonic() - start
-    used = milter_cpu() - before
+    wait_delivered()
+    used, machine_used = milter() - before, machine_cpu() - machine_before
     smtp.quit()
-    return used / count, elapsed / count
+    return used / count, machine_used / count, elapsed / count
 
 
 def openssl_sign_ms() -> float | None:
@@ -408,10 +427,20 @@ def bench_relay(args, relay) -> float:
         for acc in rcpts:
             empty_mailbox(acc)
 
-        print("milter CPU time per message (sent one after another on one connection):")
+        print("CPU time per 10 kB message, sent one after another on one connection until "
+              "delivered: the milter's own, and the whole machine's (Postfix, Dovecot, milter, client):")
+        services = [("chatmail-milter", SUBMISSION_PORT, milter_cpu),
+                    ("no-op milter", NOOP_PORT, lambda: process_cpu(noop.pid)),
+                    ("no milter", TWIN_PORT, lambda: 0.0)]
+        for label, port, cpu_of in services:
+            cpu, machine, wall = cpu_per_message(senders[0], rcpts[0], 10_000, 300, port, cpu_of)
+            print(f"  {label:16} milter {cpu * 1000:6.2f} ms   machine {machine * 1000:6.2f} ms"
+                  f"   ({wall * 1000:.1f} ms per SMTP transaction)")
+            empty_mailbox(rcpts[0])
+        print("chatmail-milter CPU time per message, by size:")
         small = 0.0
         for size, count, label in [(10_000, 300, "10 kB"), (1_000_000, 30, "1 MB"), (30_000_000, 4, "30 MB")]:
-            cpu, wall = cpu_per_message(senders[0], rcpts[0], size, count)
+            cpu, _, wall = cpu_per_message(senders[0], rcpts[0], size, count)
             small = small or cpu
             print(f"  {label:>6}: {cpu * 1000:8.2f} ms CPU   ({count} messages, {wall * 1000:.0f} ms per SMTP transaction)")
             empty_mailbox(rcpts[0])
