@@ -14,14 +14,14 @@
 //!   with no CR but the one before its LF, and the header ends with an empty line, where
 //!   `mail-parser` ends it too, having read the same fields;
 //! * at most one `Content-Type` and one `Content-Transfer-Encoding` per part, the latter one
-//!   token on one line;
+//!   token ending its one line;
 //! * `Content-Type` is `type/subtype` plus `; name=value` parameters, values plain tokens or
 //!   quoted strings without `\`, `;` or control characters (tab included), names with `*`
 //!   only in an RFC 2231 suffix, no comments, no parameter twice, encoded words (`=?`) only
 //!   well-formed, in an ASCII-compatible charset and decoding to no ASCII specials
 //!   (`mailparse` decodes them before it splits the parameters), and the structural
 //!   parameters (`boundary`, `protocol`, `report-type`, and `charset`, which decides the
-//!   text) neither extended (`name*=`) nor encoded (`=?`); and our reading of it equals
+//!   text) neither empty nor extended (`name*=`) nor encoded (`=?`); and our reading of it equals
 //!   `mail-parser`'s;
 //! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
 //!   starts with and which starts with no enclosing boundary; `--boundary` occurs in its
@@ -52,6 +52,8 @@ pub enum Ambiguity {
     RepeatedParameter,
     #[error("extended or encoded {0} parameter")]
     EncodedParameter(&'static str),
+    #[error("empty {0} parameter")]
+    EmptyParameter(&'static str),
     #[error("encoded word in Content-Type")]
     EncodedWord,
     #[error("Content-Type read differently by the parser")]
@@ -218,11 +220,12 @@ fn single_field<'f, 'a>(
     Ok(first)
 }
 
-/// `Content-Transfer-Encoding` must be one token on one line: `mailparse` does not decode
-/// a folded value, nor one with a comment or anything else after the mechanism, where
+/// `Content-Transfer-Encoding` must be one token on one line, ending the line: `mailparse`
+/// does not decode a folded value, nor one with a comment, anything else or only white
+/// space after the mechanism (it trims the front of the value, not the end), where
 /// `mail-parser` still does.
 fn plain_transfer_encoding(field: &Field<'_>) -> Result<(), Ambiguity> {
-    let value = field.value.trim_ascii();
+    let value = field.value.trim_ascii_start();
     if field.folded || value.is_empty() || !value.iter().all(|&b| is_token_char(b)) {
         return Err(Ambiguity::TransferEncoding);
     }
@@ -308,6 +311,13 @@ fn parse_content_type(value: &[u8]) -> Result<ContentType, Ambiguity> {
             && (name.len() != base.len() || value.contains("=?"))
         {
             return Err(Ambiguity::EncodedParameter(structural));
+        }
+        // `protocol=""`: `mail-parser` drops the parameter, `mailparse` keeps it empty (found
+        // by fuzzing).
+        if let Some(structural) = STRUCTURAL.iter().find(|s| **s == base)
+            && value.is_empty()
+        {
+            return Err(Ambiguity::EmptyParameter(structural));
         }
         if params.iter().any(|(n, _)| *n == name) {
             return Err(Ambiguity::RepeatedParameter);
@@ -547,21 +557,32 @@ mod tests {
         ] {
             assert_eq!(check(&multipart(ct, PARTS)), Ok(()), "{ct}");
         }
-        for ct in [
+        // empty, then extended or encoded structural parameters
+        let empty = [
+            "multipart/mixed; boundary=b1; protocol=\"\"",
+            "multipart/mixed; boundary=b1; charset=\"\"",
+            "multipart/report; report-type=\"\"; boundary=b1",
+        ];
+        let encoded = [
             "multipart/mixed; boundary*0=b; boundary*1=1",
             "multipart/mixed; boundary=\"=?utf-8?q?b1?=\"",
             "multipart/mixed; charset=\"=?utf-8?q?utf-16?=\"; boundary=b1",
             "multipart/mixed; boundary*=''b1",
             "multipart/mixed; report-type*=x; boundary=b1",
             "multipart/mixed; charset*=utf-8''x; boundary=b1",
-        ] {
-            assert!(
-                matches!(
-                    check(&multipart(ct, PARTS)),
-                    Err(Ambiguity::EncodedParameter(_))
-                ),
-                "{ct}"
-            );
+        ];
+        for (ct, is_empty) in empty
+            .iter()
+            .map(|ct| (ct, true))
+            .chain(encoded.iter().map(|ct| (ct, false)))
+        {
+            let got = check(&multipart(ct, PARTS));
+            let expected = if is_empty {
+                matches!(got, Err(Ambiguity::EmptyParameter(_)))
+            } else {
+                matches!(got, Err(Ambiguity::EncodedParameter(_)))
+            };
+            assert!(expected, "{ct}: {got:?}");
         }
         // encoded words that could decode to specials: mailparse decodes them before it
         // splits the parameters
@@ -614,8 +635,10 @@ mod tests {
         };
         for ok in [
             " base64",
-            " BASE64 ",
+            " BASE64",
             "\tquoted-printable",
+            "base64",
+            "  base64",
             " 7bit",
             " x-unknown",
         ] {
@@ -625,6 +648,9 @@ mod tests {
         for bad in [
             "\r\n base64",
             " base64\r\n ",
+            // trailing white space (found by fuzzing: `base64\t`)
+            " base64 ",
+            " base64\t",
             " base64 (comment)",
             " base64 x",
             " base64;",
