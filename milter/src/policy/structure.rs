@@ -21,8 +21,8 @@
 //!   well-formed, in an ASCII-compatible charset and decoding to no ASCII specials
 //!   (`mailparse` decodes them before it splits the parameters), and the structural
 //!   parameters (`boundary`, `protocol`, `report-type`, and `charset`, which decides the
-//!   text) neither empty nor extended (`name*=`) nor encoded (`=?`); and our reading of it equals
-//!   `mail-parser`'s;
+//!   text) neither empty nor extended (`name*=`) nor encoded (`=?`); and our reading of
+//!   it equals `mail-parser`'s;
 //! * a multipart part has a boundary of RFC 2046 characters, which no enclosing boundary
 //!   starts with and which starts with no enclosing boundary; `--boundary` occurs in its
 //!   body only at the start of a line, and every such line is exactly a delimiter
