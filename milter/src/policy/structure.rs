@@ -223,9 +223,15 @@ fn single_field<'f, 'a>(
 /// `Content-Transfer-Encoding` must be one token on one line, ending the line: `mailparse`
 /// does not decode a folded value, nor one with a comment, anything else or only white
 /// space after the mechanism (it trims the front of the value, not the end), where
-/// `mail-parser` still does.
+/// `mail-parser` still does; before it only spaces and tabs (`mailparse` also skips a form
+/// feed or vertical tab there and decodes, `mail-parser` does not).
 fn plain_transfer_encoding(field: &Field<'_>) -> Result<(), Ambiguity> {
-    let value = field.value.trim_ascii_start();
+    let start = field
+        .value
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(field.value.len());
+    let value = &field.value[start..];
     if field.folded || value.is_empty() || !value.iter().all(|&b| is_token_char(b)) {
         return Err(Ambiguity::TransferEncoding);
     }
@@ -651,6 +657,9 @@ mod tests {
             // trailing white space (found by fuzzing: `base64\t`)
             " base64 ",
             " base64\t",
+            // other white space in front: mailparse skips it, mail-parser does not
+            "\x0cbase64",
+            " \x0bbase64",
             " base64 (comment)",
             " base64 x",
             " base64;",
