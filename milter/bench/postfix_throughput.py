@@ -26,10 +26,12 @@ Run as root against the local relay (`packaging/relay up`), with the e2e venv:
    messages.
 
 Both on the IP-only relay (`127.0.0.1`: no DKIM) and on a relay with a domain name
-(`_chat.localhost`: every outbound message gets an RSA-2048 DKIM signature), one after the
-other (`--domains`); at the end the milter's CPU per 10 kB message on each, their difference
-(what signing costs on the real stack) and OpenSSL's own RSA-2048 signing time on this machine
-(`openssl speed rsa2048`).
+(`_chat.localhost`), one after the other (`--domains`). On the relay with a domain, two legs
+(`--legs`): to local accounts (mail that never leaves the relay is not signed), and to a remote
+domain (`bench.invalid`, sent to Postfix's discard transport for the run: every message gets
+an RSA-2048 DKIM signature). At the end the milter's CPU per 10 kB message on each leg, the
+difference signing makes (what it costs on the real stack) and OpenSSL's own RSA-2048 signing
+time on this machine (`openssl speed rsa2048`).
 
 For the run the per-sender rate limit is lifted (chatmail.ini is restored afterwards and the
 relay brought up as it was), and the recipient's mailbox is emptied between phases.
@@ -71,6 +73,8 @@ NOOP_SOCKET = "chatmail/noop.sock"
 # After a switch: messages in flight on the other port finish, uncounted.
 SETTLE = 0.15
 PORTS = [SUBMISSION_PORT, NOOP_PORT, TWIN_PORT]
+# Recipients of the remote leg: a domain Postfix sends to its discard transport for the run.
+REMOTE_DOMAIN = "bench.invalid"
 NAMES = ["chatmail-milter (587)", f"no-op milter ({NOOP_PORT})", f"no milter ({TWIN_PORT})"]
 
 
@@ -124,9 +128,22 @@ def wait_delivered(timeout: float = 600) -> None:
         time.sleep(0.01)
 
 
-def empty_mailbox(acc: Account) -> None:
+def empty_mailbox(rcpt: str) -> None:
+    """Waits until everything is delivered, then empties `rcpt`'s INBOX (a local account;
+    mail for the remote domain was discarded)."""
     wait_delivered()
-    run(["doveadm", "expunge", "-u", acc.addr, "mailbox", "INBOX", "all"])
+    if not rcpt.endswith("@" + REMOTE_DOMAIN):
+        run(["doveadm", "expunge", "-u", rcpt, "mailbox", "INBOX", "all"])
+
+
+def discard_remote_domain(on: bool) -> None:
+    """Mail for REMOTE_DOMAIN goes to Postfix's discard transport (accepted, signed on a relay
+    with a domain, never sent): the remote leg's deliveries cost no network."""
+    if on:
+        run(["postconf", "-e", f"transport_maps = inline:{{{REMOTE_DOMAIN}=discard:}}"])
+    else:
+        run(["postconf", "-X", "transport_maps"])
+    run(["postfix", "reload"])
 
 
 def add_twin(port: int, milters: str, name: str) -> None:
@@ -183,18 +200,18 @@ def connect_all(sender: Account) -> list:
     return conns
 
 
-def client_process(i: int, sender: Account, rcpt: Account, size: int, state, counts, slices: int,
+def client_process(i: int, sender: Account, rcpt: str, size: int, state, counts, slices: int,
                    ready, errors) -> None:
     """One client: a connection to each port; sends on the port whose turn it is, counts the
     messages sent and done within one counting window (`state`: port index, slice, counting,
     stop)."""
-    msg = message(sender.addr, rcpt.addr, size)
+    msg = message(sender.addr, rcpt, size)
     conns = connect_all(sender)
     ready.wait()
     try:
         while not state[3]:
             now = tuple(state[:3])
-            refused = conns[now[0]].sendmail(sender.addr, [rcpt.addr], msg)
+            refused = conns[now[0]].sendmail(sender.addr, [rcpt], msg)
             if refused:
                 errors.put(str(refused))
             if now[2] and tuple(state[:3]) == now:
@@ -207,7 +224,7 @@ def client_process(i: int, sender: Account, rcpt: Account, size: int, state, cou
             smtp.quit()
 
 
-def alternating(senders: list[Account], rcpts: list[Account], slice_s: float, slices: int,
+def alternating(senders: list[Account], rcpts: list[str], slice_s: float, slices: int,
                 size: int) -> tuple[list[list[int]], list[list[float]]]:
     """Counts of messages per (port index, slice) and the counted time of each. The clients
     are processes, so Python's GIL does not pace them."""
@@ -245,11 +262,11 @@ def alternating(senders: list[Account], rcpts: list[Account], slice_s: float, sl
     return [list(counts[p * slices:(p + 1) * slices]) for p in range(len(PORTS))], times
 
 
-def batch_client(i: int, sender: Account, rcpt: Account, size: int, state, per_round: int,
+def batch_client(i: int, sender: Account, rcpt: str, size: int, state, per_round: int,
                  barrier, errors) -> None:
     """One client of the sustained phase: a connection to each port; at every round sends
     `per_round` messages on the port the parent chose (`state`: port index, stop)."""
-    msg = message(sender.addr, rcpt.addr, size)
+    msg = message(sender.addr, rcpt, size)
     conns = []
     try:
         conns = connect_all(sender)
@@ -259,7 +276,7 @@ def batch_client(i: int, sender: Account, rcpt: Account, size: int, state, per_r
                 break
             smtp = conns[state[0]]
             for _ in range(per_round):
-                refused = smtp.sendmail(sender.addr, [rcpt.addr], msg)
+                refused = smtp.sendmail(sender.addr, [rcpt], msg)
                 if refused:
                     errors.put(str(refused))
             barrier.wait()
@@ -271,7 +288,7 @@ def batch_client(i: int, sender: Account, rcpt: Account, size: int, state, per_r
             smtp.quit()
 
 
-def sustained(senders: list[Account], rcpts: list[Account], rounds: int, per_client: int,
+def sustained(senders: list[Account], rcpts: list[str], rounds: int, per_client: int,
               size: int) -> list[list[tuple[float, float]]]:
     """Per port, per round: (seconds until every client had its messages accepted, seconds
     until all of them were delivered into the mailboxes). Each round starts from an empty
@@ -291,8 +308,8 @@ def sustained(senders: list[Account], rcpts: list[Account], rounds: int, per_cli
         for n in range(rounds):
             for k in range(len(PORTS)):
                 p = (n + k) % len(PORTS)
-                for acc in rcpts:
-                    empty_mailbox(acc)
+                for rcpt in rcpts:
+                    empty_mailbox(rcpt)
                 state[0] = p
                 barrier.wait(timeout=60)
                 start = time.monotonic()
@@ -338,18 +355,18 @@ def machine_cpu() -> float:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_per_message(sender: Account, rcpt: Account, size: int, count: int,
+def cpu_per_message(sender: Account, rcpt: str, size: int, count: int,
                     port: int = SUBMISSION_PORT, milter=milter_cpu) -> tuple[float, float, float]:
     """CPU seconds per message of the milter and of the whole machine (Postfix, Dovecot, the
     milter, this client), and the wall time per SMTP transaction, messages sent one after
     another on one connection to `port`."""
-    msg = message(sender.addr, rcpt.addr, size)
+    msg = message(sender.addr, rcpt, size)
     smtp = smtp_connect(port)
     smtp.login(sender.addr, sender.password)
     before, machine_before = milter(), machine_cpu()
     start = time.monotonic()
     for _ in range(count):
-        smtp.sendmail(sender.addr, [rcpt.addr], msg)
+        smtp.sendmail(sender.addr, [rcpt], msg)
     elapsed = time.monotonic() - start
     wait_delivered()
     used, machine_used = milter() - before, machine_cpu() - machine_before
@@ -374,9 +391,9 @@ def relay_up(domain: str | None = None) -> None:
     subprocess.run(args, check=True, capture_output=True, env=env)
 
 
-def bench_relay(args, relay) -> float:
-    """The throughput phases and the CPU per message on the running relay; returns the
-    milter's CPU seconds per 10 kB message."""
+def bench_relay(args, relay, remote: bool) -> float:
+    """The throughput phases and the CPU per message on the running relay, to local accounts or
+    (`remote`) to REMOTE_DOMAIN; returns the milter's CPU seconds per 10 kB message."""
     if not run(["postconf", "-Ph", SERVICE]).strip():
         raise SystemExit(f"{SERVICE} is empty: is the milter wired into master.cf?")
     noop = None
@@ -388,9 +405,13 @@ def bench_relay(args, relay) -> float:
         noop = start_noop_milter(args.noop_insert_header)
         add_twin(TWIN_PORT, "", "nomilter")
         add_twin(NOOP_PORT, f"unix:{NOOP_SOCKET}", "noop")
+        discard_remote_domain(remote)
 
         senders = [create_account(relay) for _ in range(args.clients)]
-        rcpts = [create_account(relay) for _ in range(args.clients)]
+        if remote:
+            rcpts = [f"bench{i}@{REMOTE_DOMAIN}" for i in range(args.clients)]
+        else:
+            rcpts = [create_account(relay).addr for _ in range(args.clients)]
         wait_delivered()
         sustained(senders, rcpts, 1, 20, 10_000)  # warm-up
         batches = sustained(senders, rcpts, args.rounds, args.per_client, 10_000)
@@ -398,7 +419,8 @@ def bench_relay(args, relay) -> float:
         base = len(PORTS) - 1
         print(f"Postfix submission, {args.clients} parallel clients, 10 kB encrypted messages, "
               f"sustained: {args.rounds} rounds of {total} messages per service, each from an "
-              "empty queue until all are delivered into the mailboxes, services taking turns:")
+              "empty queue until all are delivered (local: into the mailboxes; remote: to "
+              "the discard transport), services taking turns:")
         for p, name in enumerate(NAMES):
             print(f"  {name}")
             for what, k in (("delivered", 1), ("accepted", 0)):
@@ -408,7 +430,8 @@ def bench_relay(args, relay) -> float:
                     line += "   " + ratio_summary(own, [t[k] for t in batches[base]])
                 print(line)
         print("  (targets: delivered, chatmail-milter >= 0.9 of no milter; accepted, within 0.05 "
-              "of the no-op milter, which neither checks nor signs)")
+              "of the no-op milter, which neither checks nor signs; on a relay with a domain, "
+              "mail that leaves it is signed, mail between its own accounts is not)")
 
         alternating(senders, rcpts, 0.5, 1, 10_000)  # warm-up
         counts, times = alternating(senders, rcpts, args.slice, args.slices, 10_000)
@@ -424,8 +447,8 @@ def bench_relay(args, relay) -> float:
                          f"{pairs[len(pairs) // 2]:.2f}, range {pairs[0]:.2f}-{pairs[-1]:.2f}")
             print(line)
         print("  (the queue grows meanwhile; the sustained figure above is the one for the target)")
-        for acc in rcpts:
-            empty_mailbox(acc)
+        for rcpt in rcpts:
+            empty_mailbox(rcpt)
 
         print("CPU time per 10 kB message, sent one after another on one connection until "
               "delivered: the milter's own, and the whole machine's (Postfix, Dovecot, milter, client):")
@@ -447,6 +470,7 @@ def bench_relay(args, relay) -> float:
         return small
     finally:
         remove_twins()
+        discard_remote_domain(False)
         if noop is not None:
             noop.kill()
 
@@ -463,6 +487,9 @@ def main() -> None:
                    help="the no-op milter adds a constant header of BYTES to every message")
     p.add_argument("--domains", default="127.0.0.1,_chat.localhost",
                    help="relays to measure, one after the other (comma-separated mail_domain values)")
+    p.add_argument("--legs", default="local,remote",
+                   help="recipients, one leg after the other on each relay: local accounts, "
+                        "and (on a relay with a domain: that mail is signed) a remote domain")
     args = p.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -470,20 +497,27 @@ def main() -> None:
     cpu = {}
     try:
         for domain in args.domains.split(","):
-            print(f"=== mail_domain = {domain}")
-            relay_up(domain)
-            cpu[domain] = bench_relay(args, read_config())
-            CHATMAIL_INI.write_bytes(saved)
+            named = not re.fullmatch(r"[0-9.]+|\[.*\]", domain)
+            for leg in args.legs.split(","):
+                if leg == "remote" and not named:
+                    continue  # nothing is signed there: the same as the local leg
+                print(f"=== mail_domain = {domain}, {leg} recipients")
+                relay_up(domain)
+                cpu[f"{domain}, {leg}"] = bench_relay(args, read_config(), leg == "remote")
+                CHATMAIL_INI.write_bytes(saved)
     finally:
         CHATMAIL_INI.write_bytes(saved)
         relay_up()
     print("milter CPU per 10 kB message:")
-    for domain, seconds in cpu.items():
-        print(f"  {domain:20} {seconds * 1000:6.2f} ms")
+    for leg, seconds in cpu.items():
+        print(f"  {leg:30} {seconds * 1000:6.2f} ms")
     ssl = openssl_sign_ms()
-    if len(cpu) == 2:
-        a, b = cpu.values()
-        print(f"  difference (DKIM signing on the real stack): {(b - a) * 1000:.2f} ms")
+    signed = [leg for leg in cpu if leg.endswith(", remote")]
+    for leg in signed:
+        local = leg.removesuffix(", remote") + ", local"
+        if local in cpu:
+            print(f"  difference (DKIM signing on the real stack): "
+                  f"{(cpu[leg] - cpu[local]) * 1000:.2f} ms")
     if ssl is not None:
         print(f"  openssl speed rsa2048, one signature: {ssl:.2f} ms")
 

@@ -289,6 +289,9 @@ impl Session {
         let direction = self.direction;
         let sender = t.envelope.sender.as_str().to_string();
         let recipients = t.envelope.recipients.len();
+        // A message whose every recipient is a mailbox of this relay goes from Postfix to
+        // Dovecot and never leaves the machine: no one would ever verify a signature on it.
+        let leaves_relay = t.envelope.recipients.iter().any(|r| r.mailbox().is_none());
         let size = t.buffer.len();
         let headers = t.buffer.header_count();
 
@@ -339,15 +342,12 @@ impl Session {
                     tracing::error!(queue_id, "accepted message without its bytes");
                     return Step::Refuse(Refused::Internal.reply());
                 };
-                match (direction, self.shared.dkim.is_some()) {
-                    (_, false) => {
-                        tracing::info!(queue_id, from = %sender, recipients, size, headers, reason, "{text}");
-                        Step::Accept
-                    }
+                let dkim = self.shared.dkim.is_some();
+                match direction {
                     // Postfix's own mail (bounces) is signed like users' mail: other relays
                     // refuse mail without a valid signature. One log line for the verdict and
                     // the signature (both texts are what mtail counts).
-                    (Direction::Outbound | Direction::Internal, true) => {
+                    Direction::Outbound | Direction::Internal if dkim && leaves_relay => {
                         match self.sign(queue_id, &sender, raw).await {
                             Some(value) => {
                                 tracing::info!(queue_id, from = %sender, recipients, size, headers,
@@ -357,9 +357,13 @@ impl Session {
                             None => Step::Refuse(Refused::Internal.reply()),
                         }
                     }
-                    (Direction::Inbound, true) => {
+                    Direction::Inbound if dkim => {
                         tracing::info!(queue_id, from = %sender, recipients, size, headers, reason, "{text}");
                         self.verify(queue_id, &sender, raw).await
+                    }
+                    _ => {
+                        tracing::info!(queue_id, from = %sender, recipients, size, headers, reason, "{text}");
+                        Step::Accept
                     }
                 }
             }

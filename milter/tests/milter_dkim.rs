@@ -97,7 +97,7 @@ async fn outbound_mail_gets_a_signature_that_verifies() {
     );
     let msg = multipart(
         ALICE,
-        BOB,
+        REMOTE,
         "[...]",
         &[("Autocrypt", &autocrypt)],
         "multipart/encrypted; protocol=\"application/pgp-encrypted\"",
@@ -108,7 +108,7 @@ async fn outbound_mail_gets_a_signature_that_verifies() {
             m.socket(Direction::Outbound),
             Some(ALICE),
             ALICE,
-            &[BOB],
+            &[REMOTE],
             &msg,
             lf_folds,
         )
@@ -161,6 +161,39 @@ async fn outbound_mail_gets_a_signature_that_verifies() {
             2,
             "h={h}"
         );
+    }
+    m.stop().await;
+}
+
+/// Mail for this relay's own mailboxes goes from Postfix to Dovecot and is never verified by
+/// anyone: it is not signed. One recipient elsewhere, and the message is signed.
+#[tokio::test]
+async fn only_mail_that_leaves_the_relay_is_signed() {
+    let (_ns, ns) = silent_nameserver();
+    let m = milter(ns).await;
+    for (rcpts, signs) in [
+        (&[BOB][..], false),
+        (&[BOB, ALICE][..], false),
+        (&[BOB, REMOTE][..], true),
+        (&[REMOTE, BOB][..], true),
+    ] {
+        let msg = encrypted(ALICE, &rcpts.join(", "), &quick_armored());
+        let (outcome, actions) = send_full(
+            m.socket(Direction::Outbound),
+            Some(ALICE),
+            ALICE,
+            rcpts,
+            &msg,
+            false,
+        )
+        .await;
+        assert_eq!(outcome, Outcome::Eom(Status::Accept), "{rcpts:?}");
+        let signed = matches!(
+            actions.as_slice(),
+            [EomAction::InsertHeader { index: 0, name, .. }] if name.to_str() == Ok("DKIM-Signature")
+        );
+        assert_eq!(signed, signs, "{rcpts:?}: {actions:?}");
+        assert!(signed || actions.is_empty(), "{rcpts:?}: {actions:?}");
     }
     m.stop().await;
 }
@@ -429,13 +462,13 @@ async fn large_messages_are_signed_and_verified_off_the_async_thread() {
     let (_ns, ns) = silent_nameserver();
     let m = milter(ns).await;
     let armored = rpgp_armored(Rpgp::PasswordV1, &[], &vec![b'x'; 200_000], None);
-    let out_msg = encrypted(ALICE, BOB, &armored);
+    let out_msg = encrypted(ALICE, REMOTE, &armored);
     assert!(out_msg.len() > 100_000);
     let (outcome, actions) = send_full(
         m.socket(Direction::Outbound),
         Some(ALICE),
         ALICE,
-        &[BOB],
+        &[REMOTE],
         &out_msg,
         false,
     )
