@@ -12,5 +12,5 @@ command=(chatmail-pushnotify --config "$CHATMAIL_INI" --socket /run/chatmail-met
 # Installs the appversions JSON that is served to clients (chatmail.ini appversions_file).
 prepare() {
     install -D -m 0644 "$REPO/pushnotify/appversions.json" \
-        "$(ini_get appversions_file /usr/share/chatmail/appversions.json)"
+        "$(config_get appversions_file)"
 }

@@ -17,7 +17,9 @@ import pytest
 from relaytest import CHATMAIL_INI, read_config
 
 REPO = Path(__file__).resolve().parents[2]
-BINARIES = ["chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire"]
+BINARIES = [
+    "chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire", "chatmail-relay",
+]
 UNIT_DIR = Path("/lib/systemd/system")
 UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir())
 SERVICES = [u for u in UNITS if u.endswith(".service")]
@@ -92,7 +94,8 @@ def test_contents(deb):
         assert entries[f"/lib/systemd/system/{unit}"][0] == "-rw-r--r--"
     assert "/usr/share/doc/chatmail-relay/copyright" in entries
     assert "/usr/share/doc/chatmail-relay/examples/chatmail.ini" in entries
-    assert "/usr/share/chatmail-relay/templates/postfix/master.cf" in entries
+    # The configuration templates are inside chatmail-relay, not beside it.
+    assert not any(e.startswith("/usr/share/chatmail-relay/") for e in entries)
     assert entries["/usr/lib/chatmail-relay/ini-get"][0] == "-rwxr-xr-x"
     assert entries[f"/lib/systemd/system-generators/{GENERATOR.name}"][0] == "-rwxr-xr-x"
     assert all(fields[1] == "root/root" for fields in entries.values())

@@ -4,7 +4,7 @@ of test_dkim.py switches the local relay to `_chat.localhost` and back).
 The milter and Dovecot's mail processes both run as vmail; only the milter gets the
 supplementary group chatmail-dkim, which the key (root:chatmail-dkim 0640, in a directory
 root:chatmail-dkim 0750) is readable by. A key of an older version (group vmail) is moved to
-that group when the milter starts. That the milter still signs is test_dkim.py's part.
+that group by `chatmail-relay setup` (which `packaging/relay up` runs). That the milter still signs is test_dkim.py's part.
 """
 
 from __future__ import annotations
@@ -67,6 +67,6 @@ def test_a_key_of_group_vmail_is_moved_to_chatmail_dkim(named_relay):  # noqa: F
     vmail = grp.getgrnam("vmail").gr_gid
     os.chown(key.parent, -1, vmail)
     os.chown(key, -1, vmail)
-    relay_cmd("restart", "milter")
+    relay_cmd("up", "--domain", "_chat.localhost")
     assert owner(key) == ("root", "chatmail-dkim", 0o640)
     assert owner(key.parent) == ("root", "chatmail-dkim", 0o750)

@@ -1,0 +1,84 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use chatmail_common::config::DEFAULT_CONFIG_PATH;
+use clap::{Args, Parser, Subcommand};
+
+/// Set up and operate a chatmail relay on this machine.
+///
+/// On a fresh Debian server, as root: `chatmail-relay init DOMAIN`, `chatmail-relay dns`,
+/// `chatmail-relay setup`.
+#[derive(Debug, Parser)]
+#[command(name = "chatmail-relay", version)]
+pub struct Cli {
+    /// The relay's configuration file.
+    #[arg(long, global = true, value_name = "FILE", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Work below this directory instead of / (tests): --config and every path of
+    /// chatmail.ini are taken below it.
+    #[arg(
+        long,
+        global = true,
+        hide = true,
+        value_name = "DIR",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write chatmail.ini for DOMAIN, every key at its default.
+    Init(InitArgs),
+    /// Configure Postfix and Dovecot from chatmail.ini, create the DKIM key and the
+    /// certificate, start the relay. Safe to run again: only what changed is written.
+    Setup(SetupArgs),
+    /// Print a login link for a new account (created at its first login), and the same as
+    /// a QR code to scan with Delta Chat.
+    Invite(InviteArgs),
+    /// Print the value chatmail.ini gives KEY (its default when unset).
+    Get {
+        /// A key of chatmail.ini's [params] section.
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The relay's mail domain (chat.example.org), or an IPv4 address for an IP-only relay.
+    pub domain: String,
+    /// Replace an existing chatmail.ini (the old one is kept as chatmail.ini.bak).
+    #[arg(long)]
+    pub force: bool,
+    /// Set a key to a value other than its default (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Show what would change (a diff of every file) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The local test relay of `packaging/relay` (loopback only, logs in
+    /// /var/log/chatmail-relay, no systemd): render the files and keys, start nothing.
+    #[arg(long)]
+    pub local: bool,
+    /// Go on even though Postfix or Dovecot has a configuration that is not ours, or
+    /// chatmail.ini has keys this version does not know.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// The IMAP and SMTP host in the link (default: the mail domain).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Only the link, no QR code.
+    #[arg(long)]
+    pub no_qr: bool,
+}

@@ -1,0 +1,75 @@
+//! Starting the relay's units on a systemd host.
+
+use std::process::Command;
+
+use crate::Error;
+
+/// The package's sockets (the daemons start behind them), timers and services.
+pub const SOCKETS: &[&str] = &[
+    "chatmail-doveauth.socket",
+    "chatmail-pushnotify.socket",
+    "chatmail-milter-outbound.socket",
+    "chatmail-milter-inbound.socket",
+    "chatmail-milter-internal.socket",
+];
+pub const TIMERS: &[&str] = &["chatmail-expire.timer", "chatmail-fsreport.timer"];
+pub const SERVICES: &[&str] = &[
+    "chatmail-doveauth.service",
+    "chatmail-pushnotify.service",
+    "chatmail-milter.service",
+];
+/// Debian's units of the two mail servers.
+pub const POSTFIX: &str = "postfix.service";
+pub const DOVECOT: &str = "dovecot.service";
+
+/// Runs `systemctl ARGS`; its error output is the message.
+pub fn systemctl(args: &[&str]) -> Result<(), Error> {
+    let command = format!("systemctl {}", args.join(" "));
+    let out = Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| Error::Command {
+            command: command.clone(),
+            reason: e.to_string(),
+        })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Command {
+            command,
+            reason: stderr
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("no output")
+                .to_string(),
+        })
+    }
+}
+
+/// What changed in this run, so that only what needs it restarts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Restart {
+    pub daemons: bool,
+    pub postfix: bool,
+    pub dovecot: bool,
+}
+
+/// Enables and starts every unit; restarts those whose configuration changed.
+pub fn start(restart: Restart) -> Result<(), Error> {
+    systemctl(&["daemon-reload"])?;
+    let mut enable = vec!["enable", "--now", "--quiet"];
+    enable.extend(SOCKETS);
+    enable.extend(TIMERS);
+    systemctl(&enable)?;
+    let mut services = vec![if restart.daemons { "restart" } else { "start" }];
+    services.extend(SERVICES);
+    systemctl(&services)?;
+    systemctl(&["enable", "--quiet", DOVECOT, POSTFIX])?;
+    // Dovecot first: Postfix delivers to it and authenticates through it.
+    for (unit, changed) in [(DOVECOT, restart.dovecot), (POSTFIX, restart.postfix)] {
+        systemctl(&[if changed { "restart" } else { "start" }, unit])?;
+    }
+    Ok(())
+}

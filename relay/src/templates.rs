@@ -1,0 +1,60 @@
+//! The configuration templates, built into the binary (one copy: `relay/templates/`).
+//! Placeholders are `{{NAME}}` ([`crate::render`]).
+
+/// One file the relay writes from a template.
+#[derive(Debug, Clone, Copy)]
+pub struct Template {
+    /// Where it goes (absolute).
+    pub dest: &'static str,
+    pub text: &'static str,
+    pub mode: u32,
+}
+
+macro_rules! template {
+    ($dest:literal, $src:literal) => {
+        template!($dest, $src, 0o644)
+    };
+    ($dest:literal, $src:literal, $mode:literal) => {
+        Template {
+            dest: $dest,
+            text: include_str!(concat!("../templates/", $src)),
+            mode: $mode,
+        }
+    };
+}
+
+/// Postfix's and Dovecot's configuration of a relay.
+pub const CONFIG_FILES: &[Template] = &[
+    template!("/etc/postfix/main.cf", "postfix/main.cf"),
+    template!("/etc/postfix/master.cf", "postfix/master.cf"),
+    template!("/etc/postfix/login_map", "postfix/login_map"),
+    template!(
+        "/etc/postfix/lmtp_header_cleanup",
+        "postfix/lmtp_header_cleanup"
+    ),
+    template!(
+        "/etc/postfix/submission_header_cleanup",
+        "postfix/submission_header_cleanup"
+    ),
+    template!("/etc/postfix/tls_policy", "postfix/tls_policy"),
+    template!("/etc/dovecot/dovecot.conf", "dovecot/dovecot.conf"),
+    template!("/etc/dovecot/auth.conf", "dovecot/auth.conf", 0o640),
+    template!(
+        "/etc/dovecot/push_notification.lua",
+        "dovecot/push_notification.lua"
+    ),
+    template!(
+        "/etc/dovecot/chatmail.d/expire.conf",
+        "dovecot/chatmail.d/expire.conf"
+    ),
+    template!(
+        "/etc/dovecot/chatmail.d/pushnotify.conf",
+        "dovecot/chatmail.d/pushnotify.conf"
+    ),
+];
+
+/// `chatmail.ini` as `init` writes it.
+pub const CHATMAIL_INI: &str = include_str!("../templates/chatmail.ini");
+
+/// What every file we render says in its first lines: a file without it is not ours.
+pub const MARKER: &str = "chatmail-relay";

@@ -1,0 +1,306 @@
+//! `chatmail-relay init` and `setup` on a directory standing in for `/` (`--root`): what is
+//! written, what is kept, what is refused. (On a real host: tests/e2e.)
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Host {
+    dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// A root with the users and groups the package creates (owned by whoever runs the test,
+    /// so that setup may chown to them without being root).
+    fn new() -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = std::fs::metadata(dir.path()).unwrap();
+        let (uid, gid) = (meta.uid(), meta.gid());
+        std::fs::create_dir_all(dir.path().join("etc/chatmail")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            format!(
+                "root:x:0:0::/root:/bin/sh\nvmail:x:{uid}:{gid}::/home/vmail:/usr/sbin/nologin\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            format!("root:x:0:\nvmail:x:{gid}:\nchatmail-dkim:x:{gid}:\npostfix:x:{gid}:\n"),
+        )
+        .unwrap();
+        Host { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn ini(&self) -> PathBuf {
+        self.root().join("etc/chatmail/chatmail.ini")
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.root().join(p.trim_start_matches('/'))
+    }
+
+    fn read(&self, p: &str) -> String {
+        std::fs::read_to_string(self.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatmail-relay"));
+        cmd.arg("--root")
+            .arg(self.root())
+            .arg("--config")
+            .arg("/etc/chatmail/chatmail.ini")
+            .args(args);
+        cmd.output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        err
+    }
+
+    fn init(&self, domain: &str) {
+        self.ok(&["init", domain]);
+    }
+
+    /// Every file below the root, with its content.
+    fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>, u32)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>, u32)>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let meta = e.metadata().unwrap();
+                if meta.is_dir() {
+                    walk(&e.path(), out);
+                } else {
+                    out.push((e.path(), std::fs::read(e.path()).unwrap(), meta.mode()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+#[test]
+fn init_writes_a_config_and_refuses_to_overwrite_it() {
+    let host = Host::new();
+    host.init("chat.example.org");
+    let ini = host.read("/etc/chatmail/chatmail.ini");
+    assert!(ini.contains("mail_domain = chat.example.org\n"), "{ini}");
+    assert!(ini.contains("max_user_send_per_minute = 60\n"), "{ini}");
+    let err = host.fails(&["init", "other.example.org"]);
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+    assert_eq!(host.read("/etc/chatmail/chatmail.ini"), ini);
+    host.ok(&["init", "other.example.org", "--force"]);
+    assert!(
+        host.read("/etc/chatmail/chatmail.ini")
+            .contains("mail_domain = other.example.org")
+    );
+    assert_eq!(host.read("/etc/chatmail/chatmail.ini.bak"), ini);
+    for bad in ["not a domain", "chat..example.org", "../etc", "x"] {
+        let err = host.fails(&["init", bad, "--force"]);
+        assert!(err.contains("not a domain name"), "{err}");
+    }
+    let err = host.fails(&[
+        "init",
+        "chat.example.org",
+        "--force",
+        "--set",
+        "max_load_1m=lots",
+    ]);
+    assert!(err.contains("max_load_1m"), "{err}");
+}
+
+#[test]
+fn local_setup_renders_everything_once() {
+    let host = Host::new();
+    host.init("_chat.localhost");
+    let out = host.ok(&["setup", "--local"]);
+    assert!(out.contains("wrote /etc/postfix/main.cf"), "{out}");
+    let main = host.read("/etc/postfix/main.cf");
+    assert!(main.contains("inet_interfaces = 127.0.0.1\n"), "{main}");
+    assert!(main.contains("mydestination = _chat.localhost\n"), "{main}");
+    assert!(main.contains("maillog_file = /var/log/chatmail-relay/postfix.log\n"));
+    assert!(main.contains("non_smtpd_milters = unix:chatmail/internal.sock\n"));
+    assert!(!main.contains("{{"), "{main}");
+    let dovecot = host.read("/etc/dovecot/dovecot.conf");
+    assert!(dovecot.contains("listen = 127.0.0.1\n"), "{dovecot}");
+    assert!(dovecot.contains(&format!(
+        "mail_location = maildir:{}/%u",
+        "/home/vmail/mail/_chat.localhost"
+    )));
+    assert_eq!(host.read("/etc/mailname"), "_chat.localhost\n");
+    // The DKIM key (mode 0640) and its record; the self-signed certificate.
+    let key = host.path("/etc/dkimkeys/opendkim.private");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
+        0o640
+    );
+    assert_eq!(
+        std::fs::metadata(key.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
+        0o750
+    );
+    let txt = host.read("/etc/chatmail/dkim.txt");
+    assert!(
+        txt.starts_with("opendkim._domainkey._chat.localhost. TXT \"v=DKIM1; k=rsa; p="),
+        "{txt}"
+    );
+    assert!(
+        host.read("/etc/chatmail/tls/cert.pem")
+            .contains("BEGIN CERTIFICATE")
+    );
+    let tls_key = host.path("/etc/chatmail/tls/key.pem");
+    assert_eq!(
+        std::fs::metadata(&tls_key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // A second run changes nothing, and a dry run shows nothing.
+    let before = host.snapshot();
+    assert_eq!(
+        host.ok(&["setup", "--local"]).trim(),
+        format!(
+            "configuration unchanged\nDKIM record for _chat.localhost: {} (chatmail-relay dns lists every record)",
+            "/etc/chatmail/dkim.txt"
+        )
+    );
+    assert_eq!(host.ok(&["setup", "--local", "--dry-run"]), "");
+    assert_eq!(host.snapshot(), before);
+
+    // A changed key shows up as a diff in a dry run, and is written by the next run, the old
+    // file kept.
+    let ini = host
+        .read("/etc/chatmail/chatmail.ini")
+        .replace("max_message_size = 31457280", "max_message_size = 1000000");
+    std::fs::write(host.ini(), ini).unwrap();
+    let diff = host.ok(&["setup", "--local", "--dry-run"]);
+    assert!(
+        diff.contains("-message_size_limit = 31457280\n+message_size_limit = 1000000"),
+        "{diff}"
+    );
+    assert!(!diff.contains("PRIVATE KEY"), "{diff}");
+    let after_dry_run: Vec<_> = host
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _, _)| !p.ends_with("chatmail.ini"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _, _)| !p.ends_with("chatmail.ini"))
+        .collect();
+    assert_eq!(after_dry_run, before);
+    host.ok(&["setup", "--local"]);
+    assert!(
+        host.read("/etc/postfix/main.cf")
+            .contains("message_size_limit = 1000000\n")
+    );
+    assert!(
+        host.read("/etc/postfix/main.cf.bak")
+            .contains("message_size_limit = 31457280\n")
+    );
+}
+
+#[test]
+fn ip_only_relays_get_no_dkim_key() {
+    let host = Host::new();
+    host.init("203.0.113.5");
+    host.ok(&["setup", "--local"]);
+    assert!(
+        host.read("/etc/postfix/main.cf")
+            .contains("mydestination = [203.0.113.5]\n")
+    );
+    assert!(
+        host.read("/etc/postfix/main.cf")
+            .contains("myhostname = 5.113.0.203.in-addr.arpa\n")
+    );
+    assert!(!host.path("/etc/dkimkeys/opendkim.private").exists());
+    assert!(!host.path("/etc/chatmail/dkim.txt").exists());
+}
+
+#[test]
+fn server_setup_refuses_a_configuration_that_is_not_ours() {
+    let host = Host::new();
+    host.init("chat.example.org");
+    let theirs = "# my own Postfix\nmyhostname = mx.example.net\n";
+    std::fs::create_dir_all(host.path("/etc/postfix")).unwrap();
+    std::fs::write(host.path("/etc/postfix/main.cf"), theirs).unwrap();
+    let err = host.fails(&["setup"]);
+    assert!(
+        err.contains("/etc/postfix/main.cf") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(host.read("/etc/postfix/main.cf"), theirs);
+    assert!(!host.path("/etc/dovecot/dovecot.conf").exists());
+    // Debian's stock file is replaced without asking.
+    std::fs::write(
+        host.path("/etc/postfix/main.cf"),
+        "# See /usr/share/postfix/main.cf.dist for a commented, more complete version\n",
+    )
+    .unwrap();
+    let out = host.ok(&["setup", "--dry-run"]);
+    assert!(out.contains("+inet_interfaces = all"), "{out}");
+    // --force replaces the operator's file, keeping it.
+    std::fs::write(host.path("/etc/postfix/main.cf"), theirs).unwrap();
+    host.ok(&["setup", "--force"]);
+    assert_eq!(host.read("/etc/postfix/main.cf.bak"), theirs);
+    assert!(
+        host.read("/etc/postfix/main.cf")
+            .contains("inet_interfaces = all\n")
+    );
+    assert!(
+        host.read("/etc/dovecot/dovecot.conf")
+            .contains("listen = *, ::\n")
+    );
+    assert!(host.path("/home/vmail/mail/chat.example.org").is_dir());
+    assert_eq!(
+        host.read("/var/lib/chatmail-relay/chatmail.ini.applied"),
+        host.read("/etc/chatmail/chatmail.ini")
+    );
+}
+
+#[test]
+fn unknown_and_bad_keys_are_refused_before_anything_is_written() {
+    let host = Host::new();
+    host.init("chat.example.org");
+    let ini = host.read("/etc/chatmail/chatmail.ini");
+    std::fs::write(host.ini(), format!("{ini}max_mailbox_sise = 1G\n")).unwrap();
+    let err = host.fails(&["setup", "--local"]);
+    assert!(err.contains("unknown key max_mailbox_sise"), "{err}");
+    std::fs::write(
+        host.ini(),
+        ini.replace("max_mailbox_size = 500M", "max_mailbox_size = lots"),
+    )
+    .unwrap();
+    let err = host.fails(&["setup", "--local"]);
+    assert!(
+        err.contains("max_mailbox_size") && err.contains("lots"),
+        "{err}"
+    );
+    assert!(!host.path("/etc/postfix").exists());
+    std::fs::remove_file(host.ini()).unwrap();
+    let err = host.fails(&["setup", "--local"]);
+    assert!(err.contains("chatmail.ini"), "{err}");
+}
