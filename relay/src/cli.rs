@@ -36,6 +36,9 @@ pub enum Command {
     /// Configure Postfix and Dovecot from chatmail.ini, create the DKIM key and the
     /// certificate, start the relay. Safe to run again: only what changed is written.
     Setup(SetupArgs),
+    /// Show the relay on one screen: units, ports, certificate, queue, accounts, last
+    /// expiry. Exits non-zero when something is down.
+    Status,
     /// Print a login link for a new account (created at its first login), and the same as
     /// a QR code to scan with Delta Chat.
     Invite(InviteArgs),

@@ -20,6 +20,7 @@ pub mod plan;
 pub mod ports;
 pub mod render;
 pub mod setup;
+pub mod status;
 pub mod system;
 pub mod systemd;
 pub mod templates;
@@ -37,6 +38,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
             init::run(&cli.root, &cli.config, &args).map(|()| ExitCode::SUCCESS)
         }
         cli::Command::Setup(args) => setup::run(&cli.root, &cli.config, &args),
+        cli::Command::Status => status::run(&cli.root, &cli.config),
         cli::Command::Invite(args) => {
             invite::run(&cli.root, &cli.config, &args).map(|()| ExitCode::SUCCESS)
         }

@@ -1,0 +1,290 @@
+"""The operator's path on a server: `apt install ./chatmail-relay_*.deb`, `chatmail-relay init`,
+`chatmail-relay setup`, on a Debian 12 machine under a real systemd.
+
+The machine is a `systemd-nspawn --boot` container of the cached Debian 12 root file system of
+test_deb_systemd.py (Postfix and Dovecot installed, as Debian configures them), with a writable
+overlay of its own (so that it survives a reboot) and a network of its own: a veth pair whose
+two ends get BOX_IP (the relay) and HOST_IP (this machine), reachable from nowhere else. From
+this machine, outside the container, real Delta Chat cores log in with `chatmail-relay invite`
+links and exchange messages both ways; cleartext submission is refused. Then each daemon is
+restarted and the container rebooted: accounts and mail are still there. A second `setup`
+changes nothing. `dpkg --purge` leaves mailboxes and configuration.
+
+Twice: an IP-only relay (`mail_domain` = BOX_IP) and a relay with a domain that starts with `_`
+(self-signed certificate, DKIM key made by setup). Needs what test_deb_systemd.py needs; skips
+without it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import smtplib
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from relaytest import tls_context, wait_for
+from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
+from test_deb_systemd import ROOTFS, build_rootfs, nspawn, pytestmark  # noqa: F401
+from test_milter import encrypted_message, plain_message
+
+MACHINE = "cm-deploy"
+VETH = f"ve-{MACHINE}"
+HOST_IP = "10.213.77.1"
+BOX_IP = "10.213.77.2"
+WORK = Path("/var/tmp/chatmail-deploy-test")
+DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service"]
+UNITS = DAEMONS + [
+    "chatmail-doveauth.socket", "chatmail-pushnotify.socket", "chatmail-milter-outbound.socket",
+    "chatmail-milter-inbound.socket", "chatmail-milter-internal.socket",
+    "chatmail-expire.timer", "chatmail-fsreport.timer", "postfix.service", "dovecot.service",
+]
+
+
+def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    if check:
+        assert done.returncode == 0, f"{cmd}: {done.stdout}{done.stderr}"
+    return done
+
+
+class Server:
+    """A Debian 12 server in a container, its root an overlay of the cached root file system."""
+
+    def __init__(self, deb_dir: Path):
+        self.deb_dir = deb_dir
+        self.root = WORK / "root"
+        self.proc = None
+        self.leader = None
+        self.unmount()
+        shutil.rmtree(WORK, ignore_errors=True)
+        for d in ["upper", "work", "root"]:
+            (WORK / d).mkdir(parents=True)
+        run("mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={ROOTFS},upperdir={WORK}/upper,workdir={WORK}/work", str(self.root))
+
+    def boot(self) -> None:
+        self.proc = nspawn(MACHINE, "-D", str(self.root), "--boot", "--network-veth",
+                           "--console=passive", "--resolv-conf=copy-host",
+                           f"--bind-ro={self.deb_dir}:/mnt/deb",
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.leader = None
+        deadline = time.monotonic() + 30
+        while self.leader is None:
+            assert self.proc.poll() is None, self.proc.stderr.read().decode(errors="replace")
+            assert time.monotonic() < deadline, "the container's systemd did not start"
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+            self.leader = int(children.split()[0]) if children.strip() else None
+            time.sleep(0.1)
+        # The two ends of the veth pair; nothing routes beyond them.
+        wait_for(lambda: Path(f"/sys/class/net/{VETH}").exists(), timeout=10, what="the veth")
+        run("ip", "addr", "replace", f"{HOST_IP}/24", "dev", VETH)
+        run("ip", "link", "set", VETH, "up")
+        inside = ["nsenter", "-t", str(self.leader), "-n", "ip"]
+        run(*inside, "link", "set", "lo", "up")
+        run(*inside, "addr", "replace", f"{BOX_IP}/24", "dev", "host0")
+        run(*inside, "link", "set", "host0", "up")
+        self.sh("systemctl is-system-running --wait", check=False, timeout=90)
+
+    def sh(self, command: str, check: bool = True, timeout: float = 180) -> str:
+        done = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "sh", "-c", command],
+                              capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+        return done.stdout
+
+    def show(self, unit: str, prop: str) -> str:
+        return self.sh(f"systemctl show -p {prop} --value {unit}").strip()
+
+    def poweroff(self) -> None:
+        if self.proc is None:
+            return
+        self.sh("systemctl poweroff", check=False)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()  # nspawn halts the container in order
+            self.proc.wait(timeout=30)
+        from test_deb_systemd import remove_cgroups
+
+        remove_cgroups(MACHINE)
+        self.proc = None
+
+    def unmount(self) -> None:
+        if (WORK / "root").is_mount():
+            run("umount", str(WORK / "root"), check=False)
+
+    def destroy(self) -> None:
+        self.poweroff()
+        self.unmount()
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def link_credentials(link: str) -> tuple[str, str]:
+    m = re.match(r"^dclogin:([^?]+)\?p=([^&]+)&", link)
+    assert m, link
+    return m[1], urllib.parse.unquote(m[2])
+
+
+def smtp(port: int = 587) -> smtplib.SMTP:
+    s = smtplib.SMTP(BOX_IP, port, timeout=30)
+    s.starttls(context=tls_context())
+    return s
+
+
+@pytest.fixture(scope="module", params=[BOX_IP, "_chat.test"], ids=["ip-only", "domain"])
+def server(request, deb):  # noqa: F811
+    domain = request.param
+    started = time.monotonic()
+    build_rootfs()
+    box = Server(deb.parent)
+    try:
+        box.boot()
+        box.sh(f"DEBIAN_FRONTEND=noninteractive dpkg -i /mnt/deb/{deb.name}")
+        box.domain = domain
+        box.init = box.sh(f"chatmail-relay init {domain}")
+        box.setup = box.sh("chatmail-relay setup")
+        yield box
+    finally:
+        box.destroy()
+        print(f"\ndeploy ({domain}): {time.monotonic() - started:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def invite(server):
+    return lambda: server.sh("chatmail-relay invite --no-qr").strip()
+
+
+def test_setup_starts_every_unit(server):
+    assert "relay for" in server.setup and "is running" in server.setup, server.setup
+    for unit in UNITS:
+        assert server.show(unit, "ActiveState") == "active", unit
+    assert server.sh("systemctl --failed --no-legend").strip() == ""
+    listening = server.sh("cat /proc/net/tcp /proc/net/tcp6")
+    for port in [25, 143, 465, 587, 993]:
+        assert re.search(rf":{port:04X} [0-9A-F:]+ 0A ", listening), port
+    if not server.domain[0].isdigit():
+        assert "DKIM record" in server.setup, server.setup
+        record = server.sh("cat /etc/chatmail/dkim.txt")
+        assert record.startswith(f"opendkim._domainkey.{server.domain}. TXT "), record
+
+
+def test_status_shows_the_relay_and_fails_when_a_daemon_is_down(server):
+    out = server.sh("chatmail-relay status")
+    for item in DAEMONS + ["postfix.service", "ports", "certificate", "queue", "accounts",
+                           "last expiry"]:
+        assert item in out, out
+    assert "!!" not in out, out
+    server.sh("systemctl stop chatmail-milter.service")
+    down = server.sh("chatmail-relay status; echo rc=$?", check=False)
+    assert "rc=1" in down and "!! chatmail-milter.service" in down, down
+    server.sh("systemctl start chatmail-milter.service")
+
+
+def test_invite_prints_a_link_and_a_qr_code(server):
+    out = server.sh("chatmail-relay invite")
+    link, qr = out.split("\n", 1)
+    assert link.startswith("dclogin:") and f"&ih={server.domain}&" in link, link
+    assert "\u2588" in qr or "\u2580" in qr, qr
+
+
+def dc_account(rpc, link: str):
+    from deltachat_rpc_client import DeltaChat
+
+    ac = DeltaChat(rpc).add_account()
+    ac.add_transport_from_qr(link)
+    ac.bring_online()
+    return ac
+
+
+def link_for_host(link: str) -> str:
+    """The invite link with this machine's way to the relay: BOX_IP (a domain such as
+    _chat.test does not resolve here)."""
+    return re.sub(r"([?&])(ih|sh)=[^&]+", rf"\g<1>\g<2>={BOX_IP}", link)
+
+
+def exchange(ac1, ac2, text: str) -> None:
+    ac1.create_chat(ac2).send_text(text)
+    msg = ac2.wait_for_incoming_msg().get_snapshot()
+    assert msg.text == text and msg.show_padlock
+    msg.chat.send_text(text + " back")
+    reply = ac1.wait_for_incoming_msg().get_snapshot()
+    assert reply.text == text + " back" and reply.show_padlock
+
+
+@pytest.fixture(scope="module")
+def cores(server, invite, rpc):
+    accounts = [dc_account(rpc, link_for_host(invite())) for _ in range(2)]
+    yield accounts
+    for ac in accounts:
+        try:
+            ac.stop_io()
+            ac.remove()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
+
+
+def test_delta_chat_cores_exchange_encrypted_messages(cores):
+    exchange(*cores, "hello over the deployed relay")
+
+
+def test_cleartext_submission_is_refused(server, invite):
+    addr, password = link_credentials(invite())
+    s = smtp()
+    try:
+        s.login(addr, password)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail(addr, [addr], plain_message(addr, addr).encode())
+        assert e.value.smtp_code == 523
+    finally:
+        s.quit()
+
+
+def test_setup_again_changes_nothing(server):
+    before = {u: server.show(u, "MainPID") for u in DAEMONS + ["dovecot.service"]}
+    assert server.sh("chatmail-relay setup --dry-run") == ""
+    out = server.sh("chatmail-relay setup")
+    assert "configuration unchanged" in out and "wrote" not in out, out
+    assert {u: server.show(u, "MainPID") for u in before} == before
+
+
+def test_restarts_and_reboot_lose_nothing(server, invite, cores, rpc):
+    # Mail waiting in a mailbox whose owner is offline, and an account that exists.
+    addr, password = link_credentials(invite())
+    s = smtp()
+    try:
+        s.login(addr, password)
+        assert s.sendmail(addr, [addr], encrypted_message(addr, addr).encode()) == {}
+    finally:
+        s.quit()
+    maildir = f"$(chatmail-relay get mailboxes_dir)/{addr}"
+    wait_for(lambda: server.sh(f"ls {maildir}/new {maildir}/cur 2>/dev/null | grep -c .",
+                               check=False).strip() not in ("", "0"),
+             timeout=30, what="delivery into the mailbox")
+
+    for unit in DAEMONS:
+        server.sh(f"systemctl restart {unit}")
+        assert server.show(unit, "ActiveState") == "active", unit
+    exchange(*cores, "after restarts")
+
+    server.poweroff()
+    server.boot()
+    for unit in UNITS:
+        assert server.show(unit, "ActiveState") == "active", unit
+    assert server.sh(f"cat {maildir}/password").strip()
+    assert server.sh(f"ls {maildir}/new {maildir}/cur | grep -c .").strip() != "0"
+    rpc.maybe_network()
+    exchange(*cores, "after a reboot")
+
+    server.sh("systemctl start chatmail-expire.service")
+    assert server.show("chatmail-expire.service", "Result") == "success"
+
+
+def test_purge_keeps_mailboxes_and_configuration(server):
+    mailboxes = server.sh("chatmail-relay get mailboxes_dir").strip()
+    server.sh("dpkg --purge chatmail-relay")
+    server.sh(f"test -d {mailboxes} && test -f /etc/chatmail/chatmail.ini")
+    assert server.sh(f"ls {mailboxes} | grep -c @").strip() != "0"
