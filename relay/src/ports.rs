@@ -6,8 +6,9 @@ use std::path::Path;
 /// The TCP ports of a relay: SMTP, submission (465, 587), IMAP (143, 993).
 pub const RELAY_PORTS: &[u16] = &[25, 143, 465, 587, 993];
 
-/// Programs that may hold those ports: ours (Postfix's master, Dovecot).
-const OURS: &[&str] = &["master", "dovecot", "imap-login"];
+/// The programs whose ports these are: Postfix's master and Dovecot (their children, such as
+/// smtpd and imap-login, inherit the listening sockets).
+const OURS: &[&str] = &["/usr/lib/postfix/sbin/master", "/usr/sbin/dovecot"];
 
 /// Listening TCP sockets: port → socket inodes.
 fn listening(proc: &Path) -> BTreeMap<u16, Vec<u64>> {
@@ -36,8 +37,8 @@ fn listening(proc: &Path) -> BTreeMap<u16, Vec<u64>> {
     out
 }
 
-/// The program names (and PIDs) holding a socket inode.
-fn holders(proc: &Path, inodes: &[u64]) -> Vec<(String, u32)> {
+/// The processes holding a socket inode: (name, PID, executable).
+fn holders(proc: &Path, inodes: &[u64]) -> Vec<(String, u32, String)> {
     let mut found = Vec::new();
     let Ok(dir) = std::fs::read_dir(proc) else {
         return found;
@@ -64,7 +65,14 @@ fn holders(proc: &Path, inodes: &[u64]) -> Vec<(String, u32)> {
         });
         if holds {
             let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            found.push((comm.trim().to_string(), pid));
+            let exe = std::fs::read_link(entry.path().join("exe"))
+                .map(|p| {
+                    p.to_string_lossy()
+                        .trim_end_matches(" (deleted)")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            found.push((comm.trim().to_string(), pid, exe));
         }
     }
     found
@@ -78,13 +86,19 @@ pub fn taken_by_others(proc: &Path) -> Vec<String> {
         let Some(inodes) = listening.get(port) else {
             continue;
         };
-        let others: Vec<String> = holders(proc, inodes)
-            .into_iter()
-            .filter(|(comm, _)| !OURS.contains(&comm.as_str()))
-            .map(|(comm, pid)| format!("{comm} (pid {pid})"))
+        let holders = holders(proc, inodes);
+        if holders
+            .iter()
+            .any(|(_, _, exe)| OURS.contains(&exe.as_str()))
+        {
+            continue;
+        }
+        let names: Vec<String> = holders
+            .iter()
+            .map(|(comm, pid, _)| format!("{comm} (pid {pid})"))
             .collect();
-        if !others.is_empty() {
-            taken.push(format!("port {port}: {}", others.join(", ")));
+        if !names.is_empty() {
+            taken.push(format!("port {port}: {}", names.join(", ")));
         }
     }
     taken
@@ -107,7 +121,7 @@ mod tests {
         assert!(is_listening(proc, port));
         let inodes = listening(proc).remove(&port).unwrap();
         let me = std::process::id();
-        assert!(holders(proc, &inodes).iter().any(|(_, pid)| *pid == me));
+        assert!(holders(proc, &inodes).iter().any(|(_, pid, _)| *pid == me));
         drop(listener);
         assert!(!is_listening(proc, port));
     }

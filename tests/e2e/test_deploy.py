@@ -87,7 +87,10 @@ class Server:
         run(*inside, "link", "set", "lo", "up")
         run(*inside, "addr", "replace", f"{BOX_IP}/24", "dev", "host0")
         run(*inside, "link", "set", "host0", "up")
-        self.sh("systemctl is-system-running --wait", check=False, timeout=90)
+        # Until the container's D-Bus is up, systemctl cannot even ask.
+        wait_for(lambda: self.sh("systemctl is-system-running --wait", check=False,
+                                 timeout=90).strip() in ("running", "degraded"),
+                 timeout=90, what="the container's boot")
 
     def sh(self, command: str, check: bool = True, timeout: float = 180) -> str:
         done = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "sh", "-c", command],
@@ -207,7 +210,7 @@ def link_for_host(link: str) -> str:
 
 
 def exchange(ac1, ac2, text: str) -> None:
-    ac1.create_chat(ac2).send_text(text)
+    ac1.create_chat(ac2).send_text(text)  # the chats exist already (cores): no contact request
     msg = ac2.wait_for_incoming_msg().get_snapshot()
     assert msg.text == text and msg.show_padlock
     msg.chat.send_text(text + " back")
@@ -218,6 +221,10 @@ def exchange(ac1, ac2, text: str) -> None:
 @pytest.fixture(scope="module")
 def cores(server, invite, rpc):
     accounts = [dc_account(rpc, link_for_host(invite())) for _ in range(2)]
+    # Each learns the other's key from a chat created with it (a vCard), as in
+    # test_deltachat.py.
+    accounts[0].create_chat(accounts[1])
+    accounts[1].create_chat(accounts[0])
     yield accounts
     for ac in accounts:
         try:
