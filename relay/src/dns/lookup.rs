@@ -14,7 +14,8 @@ use crate::Error;
 
 /// Per query and attempt: an unreachable resolver is reported within about 6 s.
 const TIMEOUT: Duration = Duration::from_secs(3);
-const ATTEMPTS: usize = 2;
+/// Retries after the first attempt (hickory's `attempts`): two attempts in all.
+const RETRIES: usize = 1;
 
 pub struct Lookup {
     runtime: tokio::runtime::Runtime,
@@ -57,7 +58,7 @@ impl Lookup {
             TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
         let opts = builder.options_mut();
         opts.timeout = TIMEOUT;
-        opts.attempts = ATTEMPTS;
+        opts.attempts = RETRIES;
         opts.use_hosts_file = ResolveHosts::Never;
         // Names are absolute: never try the search domains.
         opts.ndots = 0;
