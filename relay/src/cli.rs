@@ -1,5 +1,6 @@
 //! The command line.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use chatmail_common::config::DEFAULT_CONFIG_PATH;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Configure Postfix and Dovecot from chatmail.ini, create the DKIM key and the
     /// certificate, start the relay. Safe to run again: only what changed is written.
     Setup(SetupArgs),
+    /// Print the DNS records the relay's domain needs (zone-file lines to publish), or
+    /// check that DNS has them.
+    Dns(DnsArgs),
     /// Show the relay on one screen: units, ports, certificate, queue, accounts, last
     /// expiry. Exits non-zero when something is down.
     Status,
@@ -84,4 +88,20 @@ pub struct InviteArgs {
     /// Only the link, no QR code.
     #[arg(long)]
     pub no_qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    /// A fragment for the domain's zone file: `$ORIGIN` and `$TTL` first, names relative to
+    /// the mail domain.
+    #[arg(long, conflicts_with = "check")]
+    pub zonefile: bool,
+    /// Look every record up (chatmail.ini's dns_resolver, else the system's resolver) and
+    /// say which are ok, missing or wrong; exit non-zero unless all are ok.
+    #[arg(long)]
+    pub check: bool,
+    /// An address the domain points at (repeatable; default: this machine's public IPv4
+    /// and IPv6 addresses).
+    #[arg(long = "ip", value_name = "ADDR")]
+    pub ip: Vec<IpAddr>,
 }

@@ -5,11 +5,13 @@
 //!   mail name), shows or applies it ([`apply`]: atomic, with backups, all or nothing), makes
 //!   the DKIM key ([`dkim`]) and the certificate ([`tls`]), and on a systemd host starts the
 //!   units. The local test relay (`packaging/relay up`) renders through the same code
-//!   (`setup --local`); it keeps only apt, users and processes in bash.
+//!   (`setup --local`); it keeps only apt, users and processes in bash;
+//! - [`dns`] prints the DNS records the domain needs and checks them.
 
 pub mod apply;
 pub mod cli;
 pub mod dkim;
+pub mod dns;
 pub mod domain;
 pub mod error;
 pub mod get;
@@ -38,6 +40,7 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
             init::run(&cli.root, &cli.config, &args).map(|()| ExitCode::SUCCESS)
         }
         cli::Command::Setup(args) => setup::run(&cli.root, &cli.config, &args),
+        cli::Command::Dns(args) => dns::run(&cli.root, &cli.config, &args),
         cli::Command::Status => status::run(&cli.root, &cli.config),
         cli::Command::Invite(args) => {
             invite::run(&cli.root, &cli.config, &args).map(|()| ExitCode::SUCCESS)

@@ -109,8 +109,25 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
             dovecot: touched("/etc/dovecot") || touched("/etc/chatmail/tls"),
         })?;
         println!("relay for {} is running", config.mail_domain);
+        if config.ipv4_relay.is_none() {
+            warn_about_dns(&root, &config);
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A warning for each DNS record that is missing or wrong; DNS never fails setup.
+fn warn_about_dns(root: &Path, config: &Config) {
+    match crate::dns::missing_records(config, root) {
+        Ok(lines) if lines.is_empty() => {}
+        Ok(lines) => {
+            for line in lines {
+                eprintln!("chatmail-relay: warning: DNS: {line}");
+            }
+            eprintln!("chatmail-relay: warning: DNS: chatmail-relay dns lists every record");
+        }
+        Err(e) => eprintln!("chatmail-relay: warning: DNS: cannot check the records: {e}"),
+    }
 }
 
 /// The config, refusing keys this version does not know (a typo would silently do nothing)
