@@ -36,6 +36,10 @@ pub enum Command {
     /// Configure Postfix and Dovecot from chatmail.ini, create the DKIM key and the
     /// certificate, start the relay. Safe to run again: only what changed is written.
     Setup(SetupArgs),
+    /// Show the relay's ACME certificate: its names, expiry and the last failed renewal.
+    /// With --renew, order a new one when it is due (what the daily
+    /// chatmail-relay-certs.timer runs).
+    Cert(CertArgs),
     /// Print a login link for a new account (created at its first login), and the same as
     /// a QR code to scan with Delta Chat.
     Invite(InviteArgs),
@@ -70,6 +74,17 @@ pub struct SetupArgs {
     /// Go on even though Postfix or Dovecot has a configuration that is not ours, or
     /// chatmail.ini has keys this version does not know.
     #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Order a certificate (Let's Encrypt by default, HTTP-01 on port 80) when there is none,
+    /// it misses a name, or fewer than 30 days are left; then reload Postfix and Dovecot.
+    #[arg(long)]
+    pub renew: bool,
+    /// With --renew: order a new certificate even when the current one is not due.
+    #[arg(long, requires = "renew")]
     pub force: bool,
 }
 
