@@ -1,5 +1,5 @@
-//! `chatmail-relay cert [--renew [--force]]`: the ACME certificate's state, and its renewal
-//! (run daily by `chatmail-relay-certs.timer`).
+//! `chatmail-relay cert [--renew [--force] [--no-reload] | --reload]`: the ACME
+//! certificate's state, and its renewal (run daily by `chatmail-relay-certs.timer`).
 
 use std::path::Path;
 
@@ -25,6 +25,9 @@ pub fn run(root: &Path, config_path: &Path, args: &CertArgs) -> Result<(), Error
         );
         return Ok(());
     }
+    if args.reload {
+        return reload_if_asked(root);
+    }
     if !args.renew {
         print_status(&acme::status(root, &config));
         return Ok(());
@@ -35,17 +38,23 @@ pub fn run(root: &Path, config_path: &Path, args: &CertArgs) -> Result<(), Error
         }
         Outcome::Renewed(info) => {
             println!("new certificate {}", summary(&info));
-            if root == Path::new("/") {
-                reload_servers()?;
+            acme::ask_reload(root)?;
+            if !args.no_reload {
+                reload_if_asked(root)?;
             }
         }
     }
     Ok(())
 }
 
-/// Postfix and Dovecot read the certificate again (when they run).
-pub fn reload_servers() -> Result<(), Error> {
+/// Postfix and Dovecot read the certificate again (when they run) if a renewal asked for it;
+/// only on the real system.
+fn reload_if_asked(root: &Path) -> Result<(), Error> {
+    if root != Path::new("/") || !acme::reload_asked(root) {
+        return Ok(());
+    }
     systemctl(&["try-reload-or-restart", DOVECOT, POSTFIX])?;
+    acme::reload_done(root)?;
     println!("reloaded {DOVECOT} and {POSTFIX}");
     Ok(())
 }

@@ -86,6 +86,13 @@ pub struct CertArgs {
     /// With --renew: order a new certificate even when the current one is not due.
     #[arg(long, requires = "renew")]
     pub force: bool,
+    /// With --renew: do not reload Postfix and Dovecot after a renewal, leave that to a later
+    /// `cert --reload` (the timer's unit renews in its sandbox, then reloads outside it).
+    #[arg(long, requires = "renew")]
+    pub no_reload: bool,
+    /// Reload Postfix and Dovecot if a renewal since their last reload asked for it.
+    #[arg(long, conflicts_with = "renew")]
+    pub reload: bool,
 }
 
 #[derive(Debug, Args)]

@@ -106,6 +106,30 @@ pub fn ensure(root: &Path, config: &Config, force: bool) -> Result<Outcome, Erro
     }
 }
 
+/// The mark of a renewal whose certificate Postfix and Dovecot have not read yet.
+fn reload_mark(root: &Path) -> PathBuf {
+    local(root, STATE_DIR).join("reload-pending")
+}
+
+/// Marks that Postfix and Dovecot must reload (for a `cert --reload` outside a sandbox).
+pub fn ask_reload(root: &Path) -> Result<(), Error> {
+    let path = reload_mark(root);
+    std::fs::write(&path, "").map_err(|e| Error::io(&path, e))
+}
+
+/// Whether a renewal asked for a reload not done yet.
+pub fn reload_asked(root: &Path) -> bool {
+    reload_mark(root).exists()
+}
+
+pub fn reload_done(root: &Path) -> Result<(), Error> {
+    let path = reload_mark(root);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
+        _ => Ok(()),
+    }
+}
+
 /// Orders a certificate for [`names`] and writes it with its new key.
 fn obtain(root: &Path, config: &Config) -> Result<CertInfo, Error> {
     let server = config.deployment.acme_directory.clone();
