@@ -43,6 +43,10 @@ pub enum Command {
     /// Show the relay on one screen: units, ports, certificate, queue, accounts, last
     /// expiry. Exits non-zero when something is down.
     Status,
+    /// Show the relay's ACME certificate: its names, expiry and the last failed renewal.
+    /// With --renew, order a new one when it is due (what the daily
+    /// chatmail-relay-certs.timer runs).
+    Cert(CertArgs),
     /// Print a login link for a new account (created at its first login), and the same as
     /// a QR code to scan with Delta Chat.
     Invite(InviteArgs),
@@ -78,6 +82,24 @@ pub struct SetupArgs {
     /// chatmail.ini has keys this version does not know.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// Order a certificate (Let's Encrypt by default, HTTP-01 on port 80) when there is none,
+    /// it misses a name, or fewer than 30 days are left; then reload Postfix and Dovecot.
+    #[arg(long)]
+    pub renew: bool,
+    /// With --renew: order a new certificate even when the current one is not due.
+    #[arg(long, requires = "renew")]
+    pub force: bool,
+    /// With --renew: do not reload Postfix and Dovecot after a renewal, leave that to a later
+    /// `cert --reload` (the timer's unit renews in its sandbox, then reloads outside it).
+    #[arg(long, requires = "renew")]
+    pub no_reload: bool,
+    /// Reload Postfix and Dovecot if a renewal since their last reload asked for it.
+    #[arg(long, conflicts_with = "renew")]
+    pub reload: bool,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,8 @@ pub enum Error {
     Command { command: String, reason: String },
     #[error("{0}")]
     Refused(String),
+    #[error("certificate from ACME server {server}: {reason}")]
+    Acme { server: String, reason: String },
 }
 
 impl Error {

@@ -47,6 +47,12 @@ pub fn value(c: &Config, key: &str) -> Option<String> {
         "passdb_path" => d.passdb_path.display().to_string(),
         "disable_ipv6" => d.disable_ipv6.to_string(),
         "acme_email" => d.acme_email.clone(),
+        "acme_directory" => d.acme_directory.clone(),
+        "acme_ca_file" => d
+            .acme_ca_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         "www_folder" => d.www_folder.clone(),
         "tls_external_cert_and_key" => match &d.tls_cert_mode {
             TlsCertMode::External { cert, key } => format!("{} {}", cert.display(), key.display()),

@@ -3,12 +3,17 @@
 //! - [`init`] writes `chatmail.ini`;
 //! - [`setup`] turns the typed config into a plan of files ([`plan`]: Postfix, Dovecot, the
 //!   mail name), shows or applies it ([`apply`]: atomic, with backups, all or nothing), makes
-//!   the DKIM key ([`dkim`]) and the certificate ([`tls`]), and on a systemd host starts the
-//!   units. The local test relay (`packaging/relay up`) renders through the same code
-//!   (`setup --local`); it keeps only apt, users and processes in bash;
-//! - [`dns`] prints the DNS records the domain needs and checks them.
+//!   the DKIM key ([`dkim`]) and the certificate ([`tls`]; [`acme`] for a relay with a
+//!   domain), and on a systemd host starts the units. The local test relay (`packaging/relay
+//!   up`) renders through the same code (`setup --local`); it keeps only apt, users and
+//!   processes in bash;
+//! - [`cert`] shows the ACME certificate and renews it (the daily timer);
+//! - [`dns`] prints the DNS records the domain needs and checks them;
+//! - [`status`] shows the relay on one screen; [`invite`] makes login links.
 
+pub mod acme;
 pub mod apply;
+pub mod cert;
 pub mod cli;
 pub mod dkim;
 pub mod dns;
@@ -42,6 +47,9 @@ pub fn run(cli: cli::Cli) -> Result<ExitCode, Error> {
         cli::Command::Setup(args) => setup::run(&cli.root, &cli.config, &args),
         cli::Command::Dns(args) => dns::run(&cli.root, &cli.config, &args),
         cli::Command::Status => status::run(&cli.root, &cli.config),
+        cli::Command::Cert(args) => {
+            cert::run(&cli.root, &cli.config, &args).map(|()| ExitCode::SUCCESS)
+        }
         cli::Command::Invite(args) => {
             invite::run(&cli.root, &cli.config, &args).map(|()| ExitCode::SUCCESS)
         }

@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use chatmail_common::config::{Config, TlsCertMode};
 
 use crate::Error;
+use crate::acme;
 use crate::apply::apply;
 use crate::cli::SetupArgs;
 use crate::dkim;
@@ -52,6 +53,18 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
             refuse_taken_ports(&root)?;
         }
     }
+    // --- ACME certificate: before any file is written, so that a refusing or unreachable
+    // ACME server leaves the previous configuration as it was, and before Postfix and Dovecot
+    // (re)start (Dovecot does not start without its certificate).
+    let cert_renewed = if layout == Layout::Systemd
+        && root == Path::new("/")
+        && config.deployment.tls_cert_mode == TlsCertMode::Acme
+    {
+        acme_certificate(&root, &config, args.dry_run)?
+    } else {
+        false
+    };
+    // --- end of the ACME certificate.
     let mut changes = Vec::new();
     for spec in &specs {
         let change = compare(&root, spec).map_err(|e| Error::io(&spec.path, e))?;
@@ -105,8 +118,9 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
             daemons: touched(APPLIED_INI) || touched(&config.dkim_key.display().to_string()),
             postfix: touched("/etc/postfix")
                 || touched("/etc/chatmail/tls")
-                || touched("/etc/mailname"),
-            dovecot: touched("/etc/dovecot") || touched("/etc/chatmail/tls"),
+                || touched("/etc/mailname")
+                || cert_renewed,
+            dovecot: touched("/etc/dovecot") || touched("/etc/chatmail/tls") || cert_renewed,
         })?;
         println!("relay for {} is running", config.mail_domain);
         if config.ipv4_relay.is_none() {
@@ -260,6 +274,30 @@ fn self_signed(root: &Path, config: &Config) -> Result<Vec<FileSpec>, Error> {
             ..FileSpec::new(key_path, key, 0o600)
         },
     ])
+}
+
+/// Makes sure the relay's ACME certificate exists and is not due (a dry run says whether it
+/// would order one); true when a new one was written.
+fn acme_certificate(root: &Path, config: &Config, dry_run: bool) -> Result<bool, Error> {
+    let names = acme::names(config).join(", ");
+    if dry_run {
+        let status = acme::status(root, config);
+        if status.due.is_due() {
+            println!(
+                "certificate for {names}: would be ordered from {} ({})",
+                config.deployment.acme_directory, status.due
+            );
+        }
+        return Ok(false);
+    }
+    match acme::ensure(root, config, false)? {
+        acme::Outcome::Kept(_) => Ok(false),
+        acme::Outcome::Renewed(_) => {
+            let (cert, _) = tls::paths(config);
+            println!("wrote {} (certificate for {names})", cert.display());
+            Ok(true)
+        }
+    }
 }
 
 /// Postfix's own directories in its queue directory: never given to the milter.

@@ -12,7 +12,11 @@ pub const SOCKETS: &[&str] = &[
     "chatmail-milter-inbound.socket",
     "chatmail-milter-internal.socket",
 ];
-pub const TIMERS: &[&str] = &["chatmail-expire.timer", "chatmail-fsreport.timer"];
+pub const TIMERS: &[&str] = &[
+    "chatmail-expire.timer",
+    "chatmail-fsreport.timer",
+    "chatmail-relay-certs.timer",
+];
 pub const SERVICES: &[&str] = &[
     "chatmail-doveauth.service",
     "chatmail-pushnotify.service",

@@ -38,6 +38,12 @@ SANDBOX = {
     "SystemCallArchitectures": "native", "SystemCallErrorNumber": "EPERM",
     "CapabilityBoundingSet": "",
 }
+# The certificate's renewal: root (the key is root's alone) with no capability but binding
+# port 80 (HTTP-01), a network, and its state directories instead of the mailboxes.
+CERTS = "chatmail-relay-certs.service"
+CERTS_SANDBOX = {**SANDBOX, "User": "root", "CapabilityBoundingSet": "CAP_NET_BIND_SERVICE",
+                 "PrivateMounts": "yes", "StateDirectory": "chatmail-relay acme",
+                 "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6"}
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -126,9 +132,14 @@ def settings(unit: str, text: str | None = None) -> dict[str, list[str]]:
 @pytest.mark.parametrize("unit", SERVICES)
 def test_services_are_sandboxed(unit):
     found = settings(unit)
-    for key, value in SANDBOX.items():
+    for key, value in (CERTS_SANDBOX if unit == CERTS else SANDBOX).items():
         assert found.get(key) == [value], f"{unit}: {key}={found.get(key)}"
     assert found["SystemCallFilter"] == ["@system-service", "~@privileged @resources"], unit
+    if unit == CERTS:
+        assert not any("/home" in v for vs in found.values() for v in vs), unit
+        # the reload runs outside the sandbox ("+"), and only that
+        assert found["ExecStartPost"] == ["+/usr/bin/chatmail-relay cert --reload"], unit
+        return
     # The mailboxes are the only home directory it sees, read-write only where it writes.
     bind = "BindPaths" if unit in WRITERS else "BindReadOnlyPaths"
     assert found.get(bind) == ["/home/vmail/mail"], unit
@@ -155,7 +166,9 @@ def test_the_unit_that_deletes_files_is_not_the_least_confined():
     scores = {u: exposure(REPO / "deb/systemd" / u) for u in SERVICES}
     print(scores)
     assert scores["chatmail-expire.service"] <= min(scores.values()), scores
-    assert all(score <= 1.5 for score in scores.values()), scores
+    assert all(score <= 1.5 for unit, score in scores.items() if unit != CERTS), scores
+    # root with a network and port 80: still "OK" in systemd's words
+    assert scores[CERTS] <= 2.0, scores
 
 
 def test_timers_catch_up_on_missed_runs():

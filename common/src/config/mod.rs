@@ -17,6 +17,9 @@ pub use values::parse_size_mb;
 /// Where the packaged relay installs its configuration.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/chatmail/chatmail.ini";
 
+/// Let's Encrypt's production ACME directory, the default of `acme_directory`.
+pub const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
 /// Default push gateway.
 pub const DEFAULT_NOTIFICATION_URL: &str = "https://notifications.delta.chat/notify";
 
@@ -103,6 +106,12 @@ pub struct Deployment {
     pub enable_iroh_relay: bool,
     pub disable_ipv6: bool,
     pub acme_email: String,
+    /// The ACME server's directory URL (`acme_directory`, ours; default Let's Encrypt's
+    /// production directory).
+    pub acme_directory: String,
+    /// A CA certificate (PEM) to trust instead of the system's roots when talking to the ACME
+    /// server (`acme_ca_file`, ours; a test CA such as pebble's). `None`: the system's roots.
+    pub acme_ca_file: Option<PathBuf>,
     pub www_folder: String,
     pub tls_cert_mode: TlsCertMode,
     pub mtail_address: Option<String>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::ini::{self, Section};
 use super::values::{parse_bool, parse_float, parse_number, parse_positive, parse_size_mb};
-use super::{Config, DEFAULT_NOTIFICATION_URL, Deployment, TlsCertMode};
+use super::{Config, DEFAULT_ACME_DIRECTORY, DEFAULT_NOTIFICATION_URL, Deployment, TlsCertMode};
 
 /// A config that cannot be used. The message is one line naming the file and, where there is
 /// one, the key and the value.
@@ -230,6 +230,12 @@ impl Params<'_> {
                 enable_iroh_relay,
                 disable_ipv6: self.get("disable_ipv6", false, parse_bool)?,
                 acme_email: self.string("acme_email", ""),
+                acme_directory: self.get(
+                    "acme_directory",
+                    DEFAULT_ACME_DIRECTORY.to_string(),
+                    check_url,
+                )?,
+                acme_ca_file: self.optional("acme_ca_file").map(PathBuf::from),
                 www_folder: self.string("www_folder", ""),
                 tls_cert_mode,
                 mtail_address: self.optional("mtail_address"),
@@ -407,6 +413,27 @@ mod tests {
         assert_eq!(c.notification_url, DEFAULT_NOTIFICATION_URL);
         assert!(!c.deployment.disable_ipv6);
         assert_eq!(c.dns_resolver, None);
+        assert_eq!(c.deployment.acme_directory, DEFAULT_ACME_DIRECTORY);
+        assert_eq!(c.deployment.acme_ca_file, None);
+    }
+
+    #[test]
+    fn acme_server_keys() {
+        let (c, w) = cfg(
+            "[params]\nmail_domain = x.org\nacme_directory = https://localhost:14000/dir\n\
+             acme_ca_file = /etc/chatmail/test-ca.pem\n",
+        )
+        .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.deployment.acme_directory, "https://localhost:14000/dir");
+        assert_eq!(
+            c.deployment.acme_ca_file,
+            Some(PathBuf::from("/etc/chatmail/test-ca.pem"))
+        );
+        let (c, _) = cfg("[params]\nmail_domain = x.org\nacme_ca_file =\n").unwrap();
+        assert_eq!(c.deployment.acme_ca_file, None);
+        let e = cfg("[params]\nmail_domain = x.org\nacme_directory = letsencrypt\n").unwrap_err();
+        assert!(e.to_string().contains("acme_directory"), "{e}");
     }
 
     #[test]
