@@ -10,13 +10,16 @@ links and exchange messages both ways; cleartext submission is refused. Then eac
 restarted and the container rebooted: accounts and mail are still there. A second `setup`
 changes nothing. `dpkg --purge` leaves mailboxes and configuration.
 
-Twice: an IP-only relay (`mail_domain` = BOX_IP) and a relay with a domain that starts with `_`
-(self-signed certificate, DKIM key made by setup). Needs what test_deb_systemd.py needs; skips
-without it.
+Twice: an IP-only relay (`mail_domain` = BOX_IP, self-signed certificate) and a relay with a
+domain (`chat.test`: DKIM key made by setup, certificate by ACME from Debian's `pebble`, which
+runs with `pebble-challtestsrv` as its DNS inside the container's network namespace, every name
+resolving to the container itself, so that `setup` answers the HTTP-01 challenges on its port
+80). Needs what test_deb_systemd.py needs, and pebble; skips without them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import smtplib
@@ -36,6 +39,9 @@ VETH = f"ve-{MACHINE}"
 HOST_IP = "10.213.77.1"
 BOX_IP = "10.213.77.2"
 WORK = Path("/var/tmp/chatmail-deploy-test")
+DOMAIN = "chat.test"
+PEBBLE_DIR = "https://127.0.0.1:14000/dir"
+PEBBLE_CA = "/etc/chatmail/pebble-ca.pem"
 DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service"]
 UNITS = DAEMONS + [
     "chatmail-doveauth.socket", "chatmail-pushnotify.socket", "chatmail-milter-outbound.socket",
@@ -126,6 +132,60 @@ class Server:
         shutil.rmtree(WORK, ignore_errors=True)
 
 
+def pebble_tls(out: Path) -> None:
+    """A CA (ca.pem) and a certificate of 127.0.0.1 it signed for pebble's own HTTPS."""
+    def ssl(*args: str) -> None:
+        run("openssl", *args)
+
+    ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "2", "-subj", "/CN=chatmail-relay test CA", "-keyout", f"{out}/ca.key",
+        "-out", f"{out}/ca.pem", "-addext", "basicConstraints=critical,CA:TRUE")
+    ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-subj", "/CN=127.0.0.1", "-keyout", f"{out}/key.pem", "-out", f"{out}/req.pem")
+    (out / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", f"{out}/req.pem", "-CA", f"{out}/ca.pem", "-CAkey",
+        f"{out}/ca.key", "-CAcreateserial", "-days", "2", "-extfile", f"{out}/san.ext",
+        "-out", f"{out}/cert.pem")
+
+
+class Pebble:
+    """pebble and pebble-challtestsrv in the container's network namespace (this machine's
+    binaries): an ACME server on 127.0.0.1:14000 there, names resolving to the container."""
+
+    def __init__(self, server: Server):
+        self.dir = WORK / "pebble"
+        self.dir.mkdir()
+        pebble_tls(self.dir)
+        (self.dir / "pebble.json").write_text(
+            '{"pebble": {"listenAddress": "127.0.0.1:14000", '
+            '"managementListenAddress": "127.0.0.1:15000", '
+            f'"certificate": "{self.dir}/cert.pem", "privateKey": "{self.dir}/key.pem", '
+            '"httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", '
+            '"externalAccountBindingRequired": false}}')
+        shutil.copy(self.dir / "ca.pem", server.root / PEBBLE_CA.lstrip("/"))
+        netns = ["nsenter", "-t", str(server.leader), "-n"]
+        self.procs = []
+        self.spawn([*netns, "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1",
+                    "-defaultIPv6", "", "-dns01", "127.0.0.1:8053", "-management",
+                    "127.0.0.1:8055", "-http01", "", "-https01", "", "-tlsalpn01", ""],
+                   "challtestsrv.log", "Starting management server")
+        self.spawn([*netns, "pebble", "-config", str(self.dir / "pebble.json"), "-dnsserver",
+                    "127.0.0.1:8053"], "pebble.log", "ACME directory available at",
+                   env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
+
+    def spawn(self, cmd: list[str], log: str, ready: str, env=None) -> None:
+        path = self.dir / log
+        with path.open("w") as out:
+            self.procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                               stderr=subprocess.STDOUT, env=env))
+        wait_for(lambda: ready in path.read_text(), timeout=20, what=f"{cmd[4]} to start")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def link_credentials(link: str) -> tuple[str, str]:
     m = re.match(r"^dclogin:([^?]+)\?p=([^&]+)&", link)
     assert m, link
@@ -138,20 +198,31 @@ def smtp(port: int = 587) -> smtplib.SMTP:
     return s
 
 
-@pytest.fixture(scope="module", params=[BOX_IP, "_chat.test"], ids=["ip-only", "domain"])
+@pytest.fixture(scope="module", params=[BOX_IP, DOMAIN], ids=["ip-only", "acme"])
 def server(request, deb):  # noqa: F811
     domain = request.param
+    acme = domain == DOMAIN
+    if acme and not shutil.which("pebble"):
+        pytest.skip("needs pebble (apt-get install pebble)")
     started = time.monotonic()
     build_rootfs()
     box = Server(deb.parent)
+    pebble = None
     try:
         box.boot()
         box.sh(f"DEBIAN_FRONTEND=noninteractive dpkg -i /mnt/deb/{deb.name}")
         box.domain = domain
-        box.init = box.sh(f"chatmail-relay init {domain}")
-        box.setup = box.sh("chatmail-relay setup")
+        settings = ""
+        if acme:
+            pebble = Pebble(box)
+            settings = (f" --set acme_email=ops@{DOMAIN} --set acme_directory={PEBBLE_DIR}"
+                        f" --set acme_ca_file={PEBBLE_CA} --set dns_resolver=127.0.0.1:8053")
+        box.init = box.sh(f"chatmail-relay init {domain}{settings}")
+        box.setup = box.sh("chatmail-relay setup 2>&1")
         yield box
     finally:
+        if pebble is not None:
+            pebble.stop()
         box.destroy()
         print(f"\ndeploy ({domain}): {time.monotonic() - started:.0f} s")
 
@@ -169,10 +240,20 @@ def test_setup_starts_every_unit(server):
     listening = server.sh("cat /proc/net/tcp /proc/net/tcp6")
     for port in [25, 143, 465, 587, 993]:
         assert re.search(rf":{port:04X} [0-9A-F:]+ 0A ", listening), port
-    if not server.domain[0].isdigit():
+    if server.domain == DOMAIN:
         assert "DKIM record" in server.setup, server.setup
         record = server.sh("cat /etc/chatmail/dkim.txt")
         assert record.startswith(f"opendkim._domainkey.{server.domain}. TXT "), record
+        # The certificate from pebble, for the domain and its MTA-STS host; renewed daily.
+        cert = server.sh(f"openssl x509 -in /var/lib/acme/live/{DOMAIN}/fullchain -noout -text")
+        assert f"DNS:{DOMAIN}" in cert and f"DNS:mta-sts.{DOMAIN}" in cert, cert
+        assert "Pebble" in cert, cert
+        assert server.show("chatmail-relay-certs.timer", "ActiveState") == "active"
+        # DNS is not there (pebble's DNS knows no records): setup warns, does not fail.
+        assert "warning: DNS" in server.setup, server.setup
+        served = server.sh(f"openssl s_client -connect 127.0.0.1:993 -servername {DOMAIN}"
+                           " </dev/null 2>/dev/null | openssl x509 -noout -issuer")
+        assert "Pebble" in served, served
 
 
 def test_status_shows_the_relay_and_fails_when_a_daemon_is_down(server):
@@ -204,9 +285,10 @@ def dc_account(rpc, link: str):
 
 
 def link_for_host(link: str) -> str:
-    """The invite link with this machine's way to the relay: BOX_IP (a domain such as
-    _chat.test does not resolve here)."""
-    return re.sub(r"([?&])(ih|sh)=[^&]+", rf"\g<1>\g<2>={BOX_IP}", link)
+    """The invite link with this machine's way to the relay: BOX_IP (chat.test does not
+    resolve here, and this machine does not trust pebble's CA)."""
+    link = re.sub(r"([?&])(ih|sh)=[^&]+", rf"\g<1>\g<2>={BOX_IP}", link)
+    return link if link.endswith("&ic=3&sc=3") else link + "&ic=3&sc=3"
 
 
 def exchange(ac1, ac2, text: str) -> None:
