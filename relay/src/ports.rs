@@ -78,7 +78,9 @@ fn holders(proc: &Path, inodes: &[u64]) -> Vec<(String, u32, String)> {
     found
 }
 
-/// The relay's ports that another program listens on: "port 25: exim4 (pid 812)".
+/// The relay's ports that another program listens on: "port 25: exim4 (pid 812)". Each
+/// listening socket counts on its own (another program may listen on 127.0.0.2:587 beside
+/// our Postfix on 0.0.0.0:587).
 pub fn taken_by_others(proc: &Path) -> Vec<String> {
     let listening = listening(proc);
     let mut taken = Vec::new();
@@ -86,17 +88,22 @@ pub fn taken_by_others(proc: &Path) -> Vec<String> {
         let Some(inodes) = listening.get(port) else {
             continue;
         };
-        let holders = holders(proc, inodes);
-        if holders
-            .iter()
-            .any(|(_, _, exe)| OURS.contains(&exe.as_str()))
-        {
-            continue;
+        let mut names: Vec<String> = Vec::new();
+        for inode in inodes {
+            let holders = holders(proc, std::slice::from_ref(inode));
+            if holders
+                .iter()
+                .any(|(_, _, exe)| OURS.contains(&exe.as_str()))
+            {
+                continue;
+            }
+            for (comm, pid, _) in holders {
+                let name = format!("{comm} (pid {pid})");
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
         }
-        let names: Vec<String> = holders
-            .iter()
-            .map(|(comm, pid, _)| format!("{comm} (pid {pid})"))
-            .collect();
         if !names.is_empty() {
             taken.push(format!("port {port}: {}", names.join(", ")));
         }

@@ -15,7 +15,7 @@ use crate::plan::{Change, FileSpec, compare, describe, on_disk};
 use crate::render::render;
 use crate::system::{group_id, user_ids};
 use crate::systemd::{self, Restart};
-use crate::templates::{CONFIG_FILES, MARKER};
+use crate::templates::{CONFIG_FILES, EXTERNAL_TLS_UNITS, MARKER};
 use crate::tls;
 use crate::values::{Vmail, values};
 
@@ -114,13 +114,18 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
     }
     if layout == Layout::Systemd && root == Path::new("/") {
         let touched = |prefix: &str| changed.iter().any(|s| s.path.starts_with(prefix));
+        let external_tls = matches!(
+            config.deployment.tls_cert_mode,
+            TlsCertMode::External { .. }
+        );
         systemd::start(Restart {
+            external_tls,
             daemons: touched(APPLIED_INI) || touched(&config.dkim_key.display().to_string()),
             postfix: touched("/etc/postfix")
-                || touched("/etc/chatmail/tls")
+                || touched(tls::SELF_SIGNED_DIR)
                 || touched("/etc/mailname")
                 || cert_renewed,
-            dovecot: touched("/etc/dovecot") || touched("/etc/chatmail/tls") || cert_renewed,
+            dovecot: touched("/etc/dovecot") || touched(tls::SELF_SIGNED_DIR) || cert_renewed,
         })?;
         println!("relay for {} is running", config.mail_domain);
         if config.ipv4_relay.is_none() {
@@ -172,7 +177,16 @@ pub fn plan(
     let values = values(config, layout, Vmail { uid, gid });
     let mut specs = Vec::new();
     let mut dirs = Vec::new();
-    for t in CONFIG_FILES {
+    let external_tls = matches!(
+        config.deployment.tls_cert_mode,
+        TlsCertMode::External { .. }
+    );
+    let units = if layout == Layout::Systemd && external_tls {
+        EXTERNAL_TLS_UNITS
+    } else {
+        &[]
+    };
+    for t in CONFIG_FILES.iter().chain(units) {
         let content = render(t.text, &values).map_err(|e| Error::Template {
             path: t.dest.into(),
             reason: e.to_string(),

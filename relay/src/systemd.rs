@@ -55,6 +55,8 @@ pub fn systemctl(args: &[&str]) -> Result<(), Error> {
 /// What changed in this run, so that only what needs it restarts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Restart {
+    /// The operator's certificate (tls_external_cert_and_key): its path unit runs.
+    pub external_tls: bool,
     pub daemons: bool,
     pub postfix: bool,
     pub dovecot: bool,
@@ -71,6 +73,14 @@ pub fn start(restart: Restart) -> Result<(), Error> {
     services.extend(SERVICES);
     systemctl(&services)?;
     systemctl(&["enable", "--quiet", DOVECOT, POSTFIX])?;
+    let path_unit = crate::templates::EXTERNAL_TLS_PATH_UNIT;
+    if restart.external_tls {
+        systemctl(&["enable", "--now", "--quiet", path_unit])?;
+    } else {
+        // A relay that used the operator's certificate before: its watch stops (a unit
+        // that was never there is no error).
+        let _ = systemctl(&["disable", "--now", "--quiet", path_unit]);
+    }
     // Dovecot first: Postfix delivers to it and authenticates through it.
     for (unit, changed) in [(DOVECOT, restart.dovecot), (POSTFIX, restart.postfix)] {
         systemctl(&[if changed { "restart" } else { "start" }, unit])?;

@@ -53,6 +53,22 @@ pub const CONFIG_FILES: &[Template] = &[
     ),
 ];
 
+/// With `tls_external_cert_and_key` on a server: Postfix and Dovecot reload when the
+/// operator's certificate or key changes (a systemd path unit watches them).
+pub const EXTERNAL_TLS_UNITS: &[Template] = &[
+    template!(
+        "/etc/systemd/system/chatmail-relay-tls-reload.path",
+        "systemd/chatmail-relay-tls-reload.path"
+    ),
+    template!(
+        "/etc/systemd/system/chatmail-relay-tls-reload.service",
+        "systemd/chatmail-relay-tls-reload.service"
+    ),
+];
+
+/// The path unit of [`EXTERNAL_TLS_UNITS`].
+pub const EXTERNAL_TLS_PATH_UNIT: &str = "chatmail-relay-tls-reload.path";
+
 /// `chatmail.ini` as `init` writes it.
 pub const CHATMAIL_INI: &str = include_str!("../templates/chatmail.ini");
 

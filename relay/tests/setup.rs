@@ -304,3 +304,136 @@ fn unknown_and_bad_keys_are_refused_before_anything_is_written() {
     let err = host.fails(&["setup", "--local"]);
     assert!(err.contains("chatmail.ini"), "{err}");
 }
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+#[test]
+fn another_program_on_a_relay_port_stops_setup() {
+    // The root's /proc is the real one; this test listens on 127.0.0.2:587, beside whatever
+    // else may listen on 587 on this machine.
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.2:587") else {
+        eprintln!("skipped: cannot listen on 127.0.0.2:587 (not root, or taken)");
+        return;
+    };
+    let host = Host::new();
+    host.init("chat.example.org");
+    std::os::unix::fs::symlink("/proc", host.path("/proc")).unwrap();
+    let err = host.fails(&["setup"]);
+    let me = std::process::id();
+    assert!(
+        err.contains("port 587") && err.contains(&format!("(pid {me})")),
+        "{err}"
+    );
+    assert!(!host.path("/etc/postfix/main.cf").exists());
+    drop(listener);
+    host.ok(&["setup", "--dry-run"]);
+}
+
+#[test]
+fn a_full_disk_leaves_the_previous_configuration() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small file system needs root");
+        return;
+    }
+    let host = Host::new();
+    host.init("chat.example.org");
+    host.ok(&["setup", "--local"]);
+    let main_cf = host.read("/etc/postfix/main.cf");
+    let dovecot_conf = host.read("/etc/dovecot/dovecot.conf");
+    // /etc/dovecot becomes a small file system holding the same files, then full.
+    let dovecot = host.path("/etc/dovecot");
+    let copy = tempfile::tempdir().unwrap();
+    let cp = |from: &Path, to: &Path| {
+        let done = Command::new("cp")
+            .arg("-a")
+            .arg(from.join("."))
+            .arg(to)
+            .status();
+        assert!(done.unwrap().success());
+    };
+    cp(&dovecot, copy.path());
+    let mount = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dovecot)
+        .status();
+    assert!(mount.unwrap().success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _mounted = Unmount(dovecot.clone());
+    cp(copy.path(), &dovecot);
+    assert!(std::fs::write(dovecot.join("filler"), vec![0u8; 1 << 20]).is_err());
+
+    // A change to both Postfix's and Dovecot's configuration.
+    let ini = host.read("/etc/chatmail/chatmail.ini");
+    let ini = ini.replace("max_message_size = 31457280", "max_message_size = 1000000");
+    std::fs::write(host.ini(), ini).unwrap();
+    let err = host.fails(&["setup", "--local"]);
+    assert!(
+        err.contains("No space left on device") && err.contains("/etc/dovecot"),
+        "{err}"
+    );
+    assert_eq!(host.read("/etc/postfix/main.cf"), main_cf);
+    assert_eq!(host.read("/etc/dovecot/dovecot.conf"), dovecot_conf);
+    let leftovers: Vec<_> = host
+        .snapshot()
+        .into_iter()
+        .filter(|(p, _, _)| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_operators_certificate_is_used_and_watched() {
+    let host = Host::new();
+    host.ok(&[
+        "init",
+        "chat.example.org",
+        "--set",
+        "tls_external_cert_and_key=/etc/ssl/relay/cert.pem /etc/ssl/relay/key.pem",
+    ]);
+    host.ok(&["setup"]);
+    let main = host.read("/etc/postfix/main.cf");
+    assert!(
+        main.contains("smtpd_tls_cert_file = /etc/ssl/relay/cert.pem\n"),
+        "{main}"
+    );
+    assert!(
+        main.contains("smtpd_tls_key_file = /etc/ssl/relay/key.pem\n"),
+        "{main}"
+    );
+    let dovecot = host.read("/etc/dovecot/dovecot.conf");
+    assert!(
+        dovecot.contains("ssl_cert = </etc/ssl/relay/cert.pem\n"),
+        "{dovecot}"
+    );
+    let path = host.read("/etc/systemd/system/chatmail-relay-tls-reload.path");
+    assert!(
+        path.contains("PathChanged=/etc/ssl/relay/cert.pem\nPathChanged=/etc/ssl/relay/key.pem\n"),
+        "{path}"
+    );
+    let service = host.read("/etc/systemd/system/chatmail-relay-tls-reload.service");
+    assert!(
+        service.contains("try-reload-or-restart postfix.service dovecot.service"),
+        "{service}"
+    );
+    assert!(
+        !host.path("/etc/chatmail/tls").exists(),
+        "no self-signed certificate"
+    );
+    // The local relay has no systemd: no units there.
+    let local = Host::new();
+    local.ok(&[
+        "init",
+        "chat.example.org",
+        "--set",
+        "tls_external_cert_and_key=/c.pem /k.pem",
+    ]);
+    local.ok(&["setup", "--local"]);
+    assert!(!local.path("/etc/systemd").exists());
+}

@@ -340,6 +340,38 @@ def test_setup_again_changes_nothing(server):
     assert {u: server.show(u, "MainPID") for u in before} == before
 
 
+def test_the_operators_certificate_is_used_and_watched(server):
+    """tls_external_cert_and_key: Postfix and Dovecot serve the operator's files, and reload
+    when they change (a path unit that setup writes)."""
+    if server.domain == DOMAIN:
+        pytest.skip("once, on the IP-only relay")
+    new_cert = ("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                " -days 30 -subj /CN={cn} -keyout /etc/ssl/relay/key.new"
+                " -out /etc/ssl/relay/cert.new 2>/dev/null"
+                " && mv /etc/ssl/relay/key.new /etc/ssl/relay/key.pem"
+                " && mv /etc/ssl/relay/cert.new /etc/ssl/relay/cert.pem")
+    server.sh("install -d /etc/ssl/relay && " + new_cert.format(cn="first.example"))
+    paths = "/etc/ssl/relay/cert.pem /etc/ssl/relay/key.pem"
+    server.sh("sed -i 's|^tls_external_cert_and_key =.*|tls_external_cert_and_key = "
+              f"{paths}|' /etc/chatmail/chatmail.ini")
+    server.sh("chatmail-relay setup")
+    assert server.show("chatmail-relay-tls-reload.path", "ActiveState") == "active"
+
+    def served(port: int) -> str:
+        return server.sh(f"openssl s_client -connect 127.0.0.1:{port} {'-starttls smtp' if port == 587 else ''}"
+                         " </dev/null 2>/dev/null | openssl x509 -noout -subject", check=False)
+
+    assert "first.example" in served(993) and "first.example" in served(587)
+    server.sh(new_cert.format(cn="second.example"))
+    wait_for(lambda: "second.example" in served(993), timeout=30, what="Dovecot's reload")
+    wait_for(lambda: "second.example" in served(587), timeout=30, what="Postfix's reload")
+    # Back to the self-signed certificate: the watch stops.
+    server.sh("sed -i 's|^tls_external_cert_and_key =.*|tls_external_cert_and_key =|' "
+              "/etc/chatmail/chatmail.ini")
+    server.sh("chatmail-relay setup")
+    assert server.show("chatmail-relay-tls-reload.path", "ActiveState") == "inactive"
+
+
 def test_restarts_and_reboot_lose_nothing(server, invite, cores, rpc):
     # Mail waiting in a mailbox whose owner is offline, and an account that exists.
     addr, password = link_credentials(invite())
