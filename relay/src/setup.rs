@@ -33,106 +33,133 @@ pub struct DirSpec {
 }
 
 pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode, Error> {
-    let root = root.to_path_buf();
     let layout = if args.local {
         Layout::Local
     } else {
         Layout::Systemd
     };
-    let mut config = read_config(&on_disk(&root, config_path), args.force)?;
+    let on_server = layout == Layout::Systemd && root == Path::new("/");
+    let mut config = read_config(&on_disk(root, config_path), args.force)?;
     // From here on, paths are the target system's.
     let ini = std::fs::read(&config.path).map_err(|e| Error::io(&config.path, e))?;
     config.path = config_path.to_path_buf();
-    let (mut specs, dirs) = plan(&root, &config, layout)?;
+    let (mut specs, dirs) = plan(root, &config, layout)?;
     if layout == Layout::Systemd {
         specs.push(FileSpec::new(APPLIED_INI, ini, 0o644));
-    }
-    if layout == Layout::Systemd && !args.force {
-        refuse_foreign_files(&root, &specs)?;
-        if !args.dry_run {
-            refuse_taken_ports(&root)?;
-        }
-    }
-    // --- ACME certificate: before any file is written, so that a refusing or unreachable
-    // ACME server leaves the previous configuration as it was, and before Postfix and Dovecot
-    // (re)start (Dovecot does not start without its certificate).
-    let cert_renewed = if layout == Layout::Systemd
-        && root == Path::new("/")
-        && config.deployment.tls_cert_mode == TlsCertMode::Acme
-    {
-        acme_certificate(&root, &config, args.dry_run)?
-    } else {
-        false
-    };
-    // --- end of the ACME certificate.
-    let mut changes = Vec::new();
-    for spec in &specs {
-        let change = compare(&root, spec).map_err(|e| Error::io(&spec.path, e))?;
-        changes.push((spec, change));
-    }
-    let dir_changes: Vec<(&DirSpec, &str)> = dirs
-        .iter()
-        .filter_map(|d| dir_change(&root, d).map(|c| (d, c)))
-        .collect();
-    if args.dry_run {
-        for (d, change) in &dir_changes {
-            println!("{}: directory {change}", d.path.display());
-        }
-        for (spec, change) in &changes {
-            if let Some(text) = describe(spec, change) {
-                print!("{text}");
+        if !args.force {
+            refuse_foreign_files(root, &specs)?;
+            if !args.dry_run {
+                refuse_taken_ports(root)?;
             }
         }
+    }
+    // The ACME certificate comes before any file is written, so that a refusing or
+    // unreachable ACME server leaves the previous configuration as it was, and before Postfix
+    // and Dovecot (re)start (Dovecot does not start without its certificate).
+    let cert_renewed = on_server
+        && config.deployment.tls_cert_mode == TlsCertMode::Acme
+        && acme_certificate(root, &config, args.dry_run)?;
+    let changes = Changes::of(root, &specs, &dirs)?;
+    if args.dry_run {
+        print!("{}", changes.describe());
         return Ok(ExitCode::SUCCESS);
     }
-    for (d, _) in &dir_changes {
-        make_dir(&root, d)?;
-    }
-    let changed: Vec<&FileSpec> = changes
-        .iter()
-        .filter(|(_, c)| *c != Change::Unchanged)
-        .map(|(s, _)| *s)
-        .collect();
-    let applied = apply(&root, &changed)?;
-    if root == Path::new("/")
-        && !applied.is_empty()
-        && let Err(e) = check_servers()
-    {
-        applied.rollback()?;
-        return Err(Error::Refused(format!(
-            "{e}; the previous configuration is back in place"
-        )));
-    }
-    for spec in &changed {
+    let written = changes.write(root, root == Path::new("/"))?;
+    for spec in &written {
         println!("wrote {}", spec.path.display());
     }
-    if changed.is_empty() {
+    if written.is_empty() {
         println!("configuration unchanged");
     }
     if let Some(note) = dkim_note(config_path, &config) {
         println!("{note}");
     }
-    if layout == Layout::Systemd && root == Path::new("/") {
-        let touched = |prefix: &str| changed.iter().any(|s| s.path.starts_with(prefix));
-        let external_tls = matches!(
-            config.deployment.tls_cert_mode,
-            TlsCertMode::External { .. }
-        );
-        systemd::start(Restart {
-            external_tls,
-            daemons: touched(APPLIED_INI) || touched(&config.dkim_key.display().to_string()),
-            postfix: touched("/etc/postfix")
-                || touched(tls::SELF_SIGNED_DIR)
-                || touched("/etc/mailname")
-                || cert_renewed,
-            dovecot: touched("/etc/dovecot") || touched(tls::SELF_SIGNED_DIR) || cert_renewed,
-        })?;
+    if on_server {
+        systemd::start(restarts(&config, &written, cert_renewed))?;
         println!("relay for {} is running", config.mail_domain);
         if config.ipv4_relay.is_none() {
-            warn_about_dns(&root, &config);
+            warn_about_dns(root, &config);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the disk differs from the plan.
+struct Changes<'a> {
+    files: Vec<(&'a FileSpec, Change)>,
+    dirs: Vec<(&'a DirSpec, &'static str)>,
+}
+
+impl<'a> Changes<'a> {
+    fn of(root: &Path, specs: &'a [FileSpec], dirs: &'a [DirSpec]) -> Result<Changes<'a>, Error> {
+        let mut files = Vec::new();
+        for spec in specs {
+            let change = compare(root, spec).map_err(|e| Error::io(&spec.path, e))?;
+            files.push((spec, change));
+        }
+        let dirs = dirs
+            .iter()
+            .filter_map(|d| dir_change(root, d).map(|c| (d, c)))
+            .collect();
+        Ok(Changes { files, dirs })
+    }
+
+    /// What `--dry-run` prints: the directories, then a diff of every file.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for (d, change) in &self.dirs {
+            out.push_str(&format!("{}: directory {change}\n", d.path.display()));
+        }
+        for (spec, change) in &self.files {
+            out.extend(describe(spec, change));
+        }
+        out
+    }
+
+    /// Makes the directories and writes the files that differ, all or none; on a server,
+    /// Postfix and Dovecot then judge the result, and a refused one is taken back. Returns
+    /// what was written.
+    fn write(&self, root: &Path, check: bool) -> Result<Vec<&'a FileSpec>, Error> {
+        for (d, _) in &self.dirs {
+            make_dir(root, d)?;
+        }
+        let changed: Vec<&FileSpec> = self
+            .files
+            .iter()
+            .filter(|(_, c)| *c != Change::Unchanged)
+            .map(|(s, _)| *s)
+            .collect();
+        let applied = apply(root, &changed)?;
+        if check
+            && !applied.is_empty()
+            && let Err(e) = check_servers()
+        {
+            applied.rollback()?;
+            return Err(Error::Refused(format!(
+                "{e}; the previous configuration is back in place"
+            )));
+        }
+        Ok(changed)
+    }
+}
+
+/// What restarts after `written` changed: the daemons for a new chatmail.ini or DKIM key,
+/// Postfix and Dovecot for their files or a new certificate.
+fn restarts(config: &Config, written: &[&FileSpec], cert_renewed: bool) -> Restart {
+    let touched = |prefix: &Path| written.iter().any(|s| s.path.starts_with(prefix));
+    let self_signed = touched(Path::new(tls::SELF_SIGNED_DIR));
+    Restart {
+        external_tls: matches!(
+            config.deployment.tls_cert_mode,
+            TlsCertMode::External { .. }
+        ),
+        daemons: touched(Path::new(APPLIED_INI)) || touched(&config.dkim_key),
+        postfix: touched(Path::new("/etc/postfix"))
+            || touched(Path::new("/etc/mailname"))
+            || self_signed
+            || cert_renewed,
+        dovecot: touched(Path::new("/etc/dovecot")) || self_signed || cert_renewed,
+    }
 }
 
 /// A warning for each DNS record that is missing or wrong; DNS never fails setup.
