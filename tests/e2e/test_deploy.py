@@ -340,6 +340,27 @@ def test_setup_again_changes_nothing(server):
     assert {u: server.show(u, "MainPID") for u in before} == before
 
 
+def test_the_certificate_renews(server):
+    """The daily unit (a certificate that is not due stays), then a forced renewal: Postfix
+    and Dovecot serve the new certificate."""
+    if server.domain != DOMAIN:
+        pytest.skip("ACME only")
+    server.sh("systemctl start chatmail-relay-certs.service")
+    assert server.show("chatmail-relay-certs.service", "Result") == "success"
+
+    def serial(port: int) -> str:
+        starttls = "-starttls smtp" if port == 587 else ""
+        return server.sh(f"openssl s_client -connect 127.0.0.1:{port} {starttls} </dev/null"
+                         " 2>/dev/null | openssl x509 -noout -serial", check=False).strip()
+
+    before = serial(993)
+    assert before.startswith("serial=") and serial(587) == before
+    server.sh("chatmail-relay cert --renew --force")
+    wait_for(lambda: serial(993) not in ("", before), timeout=30, what="Dovecot's new certificate")
+    wait_for(lambda: serial(587) == serial(993), timeout=30, what="Postfix's new certificate")
+    assert "!!" not in server.sh("chatmail-relay status")
+
+
 def test_the_operators_certificate_is_used_and_watched(server):
     """tls_external_cert_and_key: Postfix and Dovecot serve the operator's files, and reload
     when they change (a path unit that setup writes)."""
