@@ -320,6 +320,13 @@ def test_delta_chat_cores_exchange_encrypted_messages(cores):
     exchange(*cores, "hello over the deployed relay")
 
 
+def test_idle_cores_are_woken_by_new_mail(cores):
+    """After 30 s of IDLE, Dovecot hands a connection to imap-hibernate; new mail must still
+    wake it up at once (not at the client's next IDLE refresh, minutes later)."""
+    time.sleep(40)
+    exchange(*cores, "after a while")
+
+
 def test_cleartext_submission_is_refused(server, invite):
     addr, password = link_credentials(invite())
     s = smtp()
