@@ -45,6 +45,9 @@ pub fn run(root: &Path, path: &Path) -> Result<ExitCode, Error> {
     lines.extend(units());
     lines.push(ports(root));
     lines.push(certificate(root, &config, now));
+    if config.deployment.tls_cert_mode == chatmail_common::config::TlsCertMode::Acme {
+        lines.push(renewal(root, &config));
+    }
     lines.push(queue(root));
     lines.push(accounts(root, &config));
     lines.push(last_expiry());
@@ -171,6 +174,23 @@ pub fn certificate(root: &Path, config: &Config, now: i64) -> Line {
             )
         }
         Err(e) => Line::new("certificate", format!("{}: {e}", cert.display()), true),
+    }
+}
+
+/// The ACME certificate's last renewal: a failure is a problem (the daily timer tries again;
+/// the certificate line turns into one only 14 days before the end).
+fn renewal(root: &Path, config: &Config) -> Line {
+    match crate::acme::status(root, config).last_error {
+        Some(e) => Line::new(
+            "renewal",
+            format!("failed at {}: {}", crate::cert::utc(e.at), e.message),
+            true,
+        ),
+        None => Line::new(
+            "renewal",
+            "no failure (chatmail-relay-certs.timer, daily)",
+            false,
+        ),
     }
 }
 

@@ -366,6 +366,19 @@ def test_the_certificate_renews(server):
     wait_for(lambda: serial(993) not in ("", before), timeout=30, what="Dovecot's new certificate")
     wait_for(lambda: serial(587) == serial(993), timeout=30, what="Postfix's new certificate")
     assert "!!" not in server.sh("chatmail-relay status")
+    # A renewal that fails (an ACME server that does not answer) shows in status at once, and
+    # leaves the certificate in place.
+    ini = server.sh("cat /etc/chatmail/chatmail.ini")
+    server.sh(f"sed -i 's|^acme_directory = .*|acme_directory = https://127.0.0.1:9/dir|' "
+              "/etc/chatmail/chatmail.ini")
+    failed = server.sh("chatmail-relay cert --renew --force 2>&1; echo rc=$?", check=False)
+    assert "rc=1" in failed, failed
+    status = server.sh("chatmail-relay status; echo rc=$?", check=False)
+    assert "!! renewal" in status and "rc=1" in status, status
+    assert serial(993) not in ("", before)
+    server.sh(f"cat > /etc/chatmail/chatmail.ini <<'EOF'\n{ini}EOF")
+    server.sh("chatmail-relay cert --renew --force")
+    assert "!!" not in server.sh("chatmail-relay status")
 
 
 def test_the_operators_certificate_is_used_and_watched(server):
