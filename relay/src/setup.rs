@@ -243,6 +243,18 @@ pub fn plan(
         let line = dkim::zone_line(&config.mail_domain_bare, &config.dkim_selector, &record);
         specs.push(FileSpec::new(txt, line + "\n", 0o644));
     }
+    if let TlsCertMode::External { cert, key } = &config.deployment.tls_cert_mode {
+        // Postfix and Dovecot would start without them and fail at the first TLS handshake.
+        for file in [cert, key] {
+            if let Err(e) = std::fs::File::open(on_disk(root, file)) {
+                return Err(Error::Refused(format!(
+                    "{}: tls_external_cert_and_key: cannot read {}: {e}",
+                    config.path.display(),
+                    file.display()
+                )));
+            }
+        }
+    }
     if config.deployment.tls_cert_mode == TlsCertMode::SelfSigned {
         specs.extend(self_signed(root, config)?);
     }

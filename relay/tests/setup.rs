@@ -397,6 +397,16 @@ fn the_operators_certificate_is_used_and_watched() {
         "--set",
         "tls_external_cert_and_key=/etc/ssl/relay/cert.pem /etc/ssl/relay/key.pem",
     ]);
+    let err = host.fails(&["setup"]);
+    assert!(
+        err.contains("tls_external_cert_and_key") && err.contains("/etc/ssl/relay/cert.pem"),
+        "{err}"
+    );
+    assert!(!host.path("/etc/postfix/main.cf").exists());
+    std::fs::create_dir_all(host.path("/etc/ssl/relay")).unwrap();
+    for file in ["/etc/ssl/relay/cert.pem", "/etc/ssl/relay/key.pem"] {
+        std::fs::write(host.path(file), "PEM\n").unwrap();
+    }
     host.ok(&["setup"]);
     let main = host.read("/etc/postfix/main.cf");
     assert!(
@@ -435,6 +445,9 @@ fn the_operators_certificate_is_used_and_watched() {
         "--set",
         "tls_external_cert_and_key=/c.pem /k.pem",
     ]);
+    for file in ["/c.pem", "/k.pem"] {
+        std::fs::write(local.path(file), "PEM\n").unwrap();
+    }
     local.ok(&["setup", "--local"]);
     assert!(!local.path("/etc/systemd").exists());
 }
