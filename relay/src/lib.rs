@@ -15,6 +15,7 @@ pub mod acme;
 pub mod apply;
 pub mod cert;
 pub mod cli;
+pub mod command;
 pub mod dkim;
 pub mod dns;
 pub mod domain;

@@ -1,7 +1,7 @@
 //! `chatmail-relay setup`: chatmail.ini → plan of files → diff → atomic writes → units.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use chatmail_common::config::{Config, TlsCertMode};
 
@@ -469,24 +469,8 @@ fn refuse_taken_ports(root: &Path) -> Result<(), Error> {
 
 /// Postfix's and Dovecot's own checks of the configuration just written.
 fn check_servers() -> Result<(), Error> {
-    for (program, args) in [("postfix", &["check"][..]), ("doveconf", &["-n"][..])] {
-        let command = format!("{program} {}", args.join(" "));
-        let out = Command::new(program)
-            .args(args)
-            .output()
-            .map_err(|e| Error::Command {
-                command: command.clone(),
-                reason: e.to_string(),
-            })?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(Error::Command {
-                command,
-                reason: stderr.trim().lines().next().unwrap_or("failed").to_string(),
-            });
-        }
-    }
-    Ok(())
+    crate::command::run("postfix", &["check"])?;
+    crate::command::run("doveconf", &["-n"])
 }
 
 /// Where the DKIM record is, for the operator.

@@ -37,10 +37,7 @@ impl Line {
 pub fn run(root: &Path, path: &Path) -> Result<ExitCode, Error> {
     let (mut config, _) = Config::read(&on_disk(root, path))?;
     config.path = path.to_path_buf();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default();
+    let now = chatmail_common::unix_time::now();
     let mut lines = Vec::new();
     lines.extend(units());
     lines.push(ports(root));

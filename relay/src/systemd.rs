@@ -1,7 +1,5 @@
 //! Starting the relay's units on a systemd host.
 
-use std::process::Command;
-
 use crate::Error;
 
 /// The package's sockets (the daemons start behind them), timers and services.
@@ -26,30 +24,9 @@ pub const SERVICES: &[&str] = &[
 pub const POSTFIX: &str = "postfix.service";
 pub const DOVECOT: &str = "dovecot.service";
 
-/// Runs `systemctl ARGS`; its error output is the message.
+/// Runs `systemctl ARGS`.
 pub fn systemctl(args: &[&str]) -> Result<(), Error> {
-    let command = format!("systemctl {}", args.join(" "));
-    let out = Command::new("systemctl")
-        .args(args)
-        .output()
-        .map_err(|e| Error::Command {
-            command: command.clone(),
-            reason: e.to_string(),
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(Error::Command {
-            command,
-            reason: stderr
-                .trim()
-                .lines()
-                .last()
-                .unwrap_or("no output")
-                .to_string(),
-        })
-    }
+    crate::command::run("systemctl", args)
 }
 
 /// What changed in this run, so that only what needs it restarts.

@@ -31,7 +31,9 @@ from pathlib import Path
 import pytest
 from relaytest import tls_context, wait_for
 from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
-from test_deb_systemd import ROOTFS, build_rootfs, nspawn, pytestmark  # noqa: F401
+from test_deb_systemd import (  # noqa: F401 - pytestmark: the same skips and timeout
+    ROOTFS, Container, build_rootfs, nspawn, pytestmark, remove_cgroups,
+)
 from test_milter import encrypted_message, plain_message
 
 MACHINE = "cm-deploy"
@@ -57,8 +59,9 @@ def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return done
 
 
-class Server:
-    """A Debian 12 server in a container, its root an overlay of the cached root file system."""
+class Server(Container):
+    """A Debian 12 server in a container, its root an overlay of the cached root file system
+    (`sh` and `show` as test_deb_systemd's container; booted and powered off its own way)."""
 
     def __init__(self, deb_dir: Path):
         self.deb_dir = deb_dir
@@ -98,16 +101,6 @@ class Server:
                                  timeout=90).strip() in ("running", "degraded"),
                  timeout=90, what="the container's boot")
 
-    def sh(self, command: str, check: bool = True, timeout: float = 180) -> str:
-        done = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "sh", "-c", command],
-                              capture_output=True, text=True, timeout=timeout)
-        if check:
-            assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
-        return done.stdout
-
-    def show(self, unit: str, prop: str) -> str:
-        return self.sh(f"systemctl show -p {prop} --value {unit}").strip()
-
     def poweroff(self) -> None:
         if self.proc is None:
             return
@@ -117,8 +110,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.terminate()  # nspawn halts the container in order
             self.proc.wait(timeout=30)
-        from test_deb_systemd import remove_cgroups
-
         remove_cgroups(MACHINE)
         self.proc = None
 

@@ -68,9 +68,7 @@ pub fn due(info: Option<&CertInfo>, names: &[String], now: i64) -> Due {
 
 /// Seconds since the epoch.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    chatmail_common::unix_time::now()
 }
 
 /// A renewal that failed: when, and the error.
