@@ -85,7 +85,9 @@ def test_metadata(deb):
     assert fields["Version"] == f"{workspace_version()}-1"
     assert fields["Architecture"] == run("dpkg", "--print-architecture").stdout.strip()
     depends = [d.strip().split()[0] for d in fields["Depends"].split(",")]
-    for needed in ["libc6", "adduser", "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd"]:
+    # ca-certificates: Postfix verifies the certificates of other relays against it.
+    for needed in ["libc6", "adduser", "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd",
+                   "ca-certificates"]:
         assert needed in depends, fields["Depends"]
     assert deb.name == f"chatmail-relay_{fields['Version']}_{fields['Architecture']}.deb"
 

@@ -31,9 +31,10 @@ from test_deb import deb  # noqa: F401 - a fixture: the package built from targe
 
 CACHE = Path("/var/cache/chatmail-relay-test")
 # Bump the suffix when the recipe in build_rootfs() changes.
-ROOTFS = CACHE / "bookworm-1"
+ROOTFS = CACHE / "bookworm-2"
 MACHINE = "chatmail-deb-test"
-PACKAGES = ["postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "adduser"]
+PACKAGES = ["postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "adduser",
+            "ca-certificates"]
 # The timers that would take the dpkg lock during a test, and a getty nobody uses.
 MASKED = ["apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",
           "dpkg-db-backup.timer", "console-getty.service"]

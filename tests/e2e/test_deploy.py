@@ -23,9 +23,11 @@ import os
 import re
 import shutil
 import smtplib
+import ssl
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,12 +39,10 @@ from test_deb_systemd import (  # noqa: F401 - pytestmark: the same skips and ti
 from test_milter import encrypted_message, plain_message
 
 MACHINE = "cm-deploy"
-VETH = f"ve-{MACHINE}"
 HOST_IP = "10.213.77.1"
 BOX_IP = "10.213.77.2"
 WORK = Path("/var/tmp/chatmail-deploy-test")
 DOMAIN = "chat.test"
-PEBBLE_DIR = "https://127.0.0.1:14000/dir"
 PEBBLE_CA = "/etc/chatmail/pebble-ca.pem"
 DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service"]
 UNITS = DAEMONS + [
@@ -61,24 +61,34 @@ def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
 
 class Server(Container):
     """A Debian 12 server in a container, its root an overlay of the cached root file system
-    (`sh` and `show` as test_deb_systemd's container; booted and powered off its own way)."""
+    (`sh` and `show` as test_deb_systemd's container; booted and powered off its own way).
 
-    def __init__(self, deb_dir: Path):
+    Its network: a veth pair whose two ends get `address` (the server) and HOST_IP (this
+    machine), or with `bridge`, a veth into that bridge (the test's network of several hosts;
+    the container's resolv.conf is then its own, written by the test)."""
+
+    def __init__(self, deb_dir: Path, machine: str = MACHINE, work: Path = WORK,
+                 address: str = BOX_IP, bridge: str | None = None):
         self.deb_dir = deb_dir
-        self.root = WORK / "root"
+        self.machine = machine
+        self.work = work
+        self.address = address
+        self.bridge = bridge
+        self.root = work / "root"
         self.proc = None
         self.leader = None
         self.unmount()
-        shutil.rmtree(WORK, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
         for d in ["upper", "work", "root"]:
-            (WORK / d).mkdir(parents=True)
+            (work / d).mkdir(parents=True)
         run("mount", "-t", "overlay", "overlay", "-o",
-            f"lowerdir={ROOTFS},upperdir={WORK}/upper,workdir={WORK}/work", str(self.root))
+            f"lowerdir={ROOTFS},upperdir={work}/upper,workdir={work}/work", str(self.root))
 
     def boot(self) -> None:
-        self.proc = nspawn(MACHINE, "-D", str(self.root), "--boot", "--network-veth",
-                           "--console=passive", "--resolv-conf=copy-host",
-                           f"--bind-ro={self.deb_dir}:/mnt/deb",
+        network = ([f"--network-bridge={self.bridge}", "--resolv-conf=off"] if self.bridge
+                   else ["--network-veth", "--resolv-conf=copy-host"])
+        self.proc = nspawn(self.machine, "-D", str(self.root), "--boot", *network,
+                           "--console=passive", f"--bind-ro={self.deb_dir}:/mnt/deb",
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.leader = None
         deadline = time.monotonic() + 30
@@ -88,13 +98,16 @@ class Server(Container):
             children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
             self.leader = int(children.split()[0]) if children.strip() else None
             time.sleep(0.1)
-        # The two ends of the veth pair; nothing routes beyond them.
-        wait_for(lambda: Path(f"/sys/class/net/{VETH}").exists(), timeout=10, what="the veth")
-        run("ip", "addr", "replace", f"{HOST_IP}/24", "dev", VETH)
-        run("ip", "link", "set", VETH, "up")
+        if not self.bridge:
+            # The two ends of the veth pair; nothing routes beyond them.
+            veth = f"ve-{self.machine}"
+            wait_for(lambda: Path(f"/sys/class/net/{veth}").exists(), timeout=10,
+                     what="the veth")
+            run("ip", "addr", "replace", f"{HOST_IP}/24", "dev", veth)
+            run("ip", "link", "set", veth, "up")
         inside = ["nsenter", "-t", str(self.leader), "-n", "ip"]
         run(*inside, "link", "set", "lo", "up")
-        run(*inside, "addr", "replace", f"{BOX_IP}/24", "dev", "host0")
+        run(*inside, "addr", "replace", f"{self.address}/24", "dev", "host0")
         run(*inside, "link", "set", "host0", "up")
         # Until the container's D-Bus is up, systemctl cannot even ask.
         wait_for(lambda: self.sh("systemctl is-system-running --wait", check=False,
@@ -110,21 +123,21 @@ class Server(Container):
         except subprocess.TimeoutExpired:
             self.proc.terminate()  # nspawn halts the container in order
             self.proc.wait(timeout=30)
-        remove_cgroups(MACHINE)
+        remove_cgroups(self.machine)
         self.proc = None
 
     def unmount(self) -> None:
-        if (WORK / "root").is_mount():
-            run("umount", str(WORK / "root"), check=False)
+        if (self.work / "root").is_mount():
+            run("umount", str(self.work / "root"), check=False)
 
     def destroy(self) -> None:
         self.poweroff()
         self.unmount()
-        shutil.rmtree(WORK, ignore_errors=True)
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
-def pebble_tls(out: Path) -> None:
-    """A CA (ca.pem) and a certificate of 127.0.0.1 it signed for pebble's own HTTPS."""
+def pebble_tls(out: Path, ip: str) -> None:
+    """A CA (ca.pem) and a certificate of `ip` it signed for pebble's own HTTPS."""
     def ssl(*args: str) -> None:
         run("openssl", *args)
 
@@ -132,44 +145,62 @@ def pebble_tls(out: Path) -> None:
         "-days", "2", "-subj", "/CN=chatmail-relay test CA", "-keyout", f"{out}/ca.key",
         "-out", f"{out}/ca.pem", "-addext", "basicConstraints=critical,CA:TRUE")
     ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-subj", "/CN=127.0.0.1", "-keyout", f"{out}/key.pem", "-out", f"{out}/req.pem")
-    (out / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        "-subj", f"/CN={ip}", "-keyout", f"{out}/key.pem", "-out", f"{out}/req.pem")
+    (out / "san.ext").write_text(f"subjectAltName=IP:{ip}\n")
     ssl("x509", "-req", "-in", f"{out}/req.pem", "-CA", f"{out}/ca.pem", "-CAkey",
         f"{out}/ca.key", "-CAcreateserial", "-days", "2", "-extfile", f"{out}/san.ext",
         "-out", f"{out}/cert.pem")
 
 
 class Pebble:
-    """pebble and pebble-challtestsrv in the container's network namespace (this machine's
-    binaries): an ACME server on 127.0.0.1:14000 there, names resolving to the container."""
+    """pebble (this machine's binary) on `ip`:14000, in the network namespace that `netns`
+    enters (a command prefix; none: this machine's), validating challenges with the names
+    that `dnsserver` resolves; without one, pebble-challtestsrv runs beside it and every name
+    resolves to 127.0.0.1 (the container's own, when pebble runs in its namespace)."""
 
-    def __init__(self, server: Server):
-        self.dir = WORK / "pebble"
+    def __init__(self, work: Path, netns: list[str], ip: str = "127.0.0.1",
+                 dnsserver: str | None = None):
+        self.dir = work / "pebble"
         self.dir.mkdir()
-        pebble_tls(self.dir)
+        self.ip = ip
+        self.directory = f"https://{ip}:14000/dir"
+        pebble_tls(self.dir, ip)
         (self.dir / "pebble.json").write_text(
-            '{"pebble": {"listenAddress": "127.0.0.1:14000", '
-            '"managementListenAddress": "127.0.0.1:15000", '
+            f'{{"pebble": {{"listenAddress": "{ip}:14000", '
+            f'"managementListenAddress": "{ip}:15000", '
             f'"certificate": "{self.dir}/cert.pem", "privateKey": "{self.dir}/key.pem", '
             '"httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", '
             '"externalAccountBindingRequired": false}}')
-        shutil.copy(self.dir / "ca.pem", server.root / PEBBLE_CA.lstrip("/"))
-        netns = ["nsenter", "-t", str(server.leader), "-n"]
         self.procs = []
-        self.spawn([*netns, "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1",
-                    "-defaultIPv6", "", "-dns01", "127.0.0.1:8053", "-management",
-                    "127.0.0.1:8055", "-http01", "", "-https01", "", "-tlsalpn01", ""],
-                   "challtestsrv.log", "Starting management server")
+        if dnsserver is None:
+            dnsserver = "127.0.0.1:8053"
+            self.spawn([*netns, "pebble-challtestsrv", "-defaultIPv4", "127.0.0.1",
+                        "-defaultIPv6", "", "-dns01", dnsserver, "-management",
+                        "127.0.0.1:8055", "-http01", "", "-https01", "", "-tlsalpn01", ""],
+                       "challtestsrv.log", "Starting management server")
         self.spawn([*netns, "pebble", "-config", str(self.dir / "pebble.json"), "-dnsserver",
-                    "127.0.0.1:8053"], "pebble.log", "ACME directory available at",
+                    dnsserver], "pebble.log", "ACME directory available at",
                    env={**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"})
+
+    @property
+    def ca(self) -> Path:
+        """The CA of pebble's own HTTPS (the ACME client's `acme_ca_file`)."""
+        return self.dir / "ca.pem"
 
     def spawn(self, cmd: list[str], log: str, ready: str, env=None) -> None:
         path = self.dir / log
         with path.open("w") as out:
             self.procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                                stderr=subprocess.STDOUT, env=env))
-        wait_for(lambda: ready in path.read_text(), timeout=20, what=f"{cmd[4]} to start")
+        wait_for(lambda: ready in path.read_text(), timeout=20, what=f"{log} to start")
+
+    def root_ca(self) -> str:
+        """The root that signs the certificates pebble issues (new at every start of pebble),
+        from its management interface."""
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        with urllib.request.urlopen(f"https://{self.ip}:15000/roots/0", context=ctx,
+                                    timeout=10) as answer:
+            return answer.read().decode()
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -205,8 +236,9 @@ def server(request, deb):  # noqa: F811
         box.domain = domain
         settings = ""
         if acme:
-            pebble = Pebble(box)
-            settings = (f" --set acme_email=ops@{DOMAIN} --set acme_directory={PEBBLE_DIR}"
+            pebble = Pebble(WORK, ["nsenter", "-t", str(box.leader), "-n"])
+            shutil.copy(pebble.ca, box.root / PEBBLE_CA.lstrip("/"))
+            settings = (f" --set acme_email=ops@{DOMAIN} --set acme_directory={pebble.directory}"
                         f" --set acme_ca_file={PEBBLE_CA} --set dns_resolver=127.0.0.1:8053")
         box.init = box.sh(f"chatmail-relay init {domain}{settings}")
         box.setup = box.sh("chatmail-relay setup 2>&1")
@@ -275,10 +307,10 @@ def dc_account(rpc, link: str):
     return ac
 
 
-def link_for_host(link: str) -> str:
-    """The invite link with this machine's way to the relay: BOX_IP (chat.test does not
+def link_for_host(link: str, address: str = BOX_IP) -> str:
+    """The invite link with this machine's way to the relay: its address (chat.test does not
     resolve here, and this machine does not trust pebble's CA)."""
-    link = re.sub(r"([?&])(ih|sh)=[^&]+", rf"\g<1>\g<2>={BOX_IP}", link)
+    link = re.sub(r"([?&])(ih|sh)=[^&]+", rf"\g<1>\g<2>={address}", link)
     return link if link.endswith("&ic=3&sc=3") else link + "&ic=3&sc=3"
 
 
@@ -299,6 +331,10 @@ def cores(server, invite, rpc):
     accounts[0].create_chat(accounts[1])
     accounts[1].create_chat(accounts[0])
     yield accounts
+    remove_cores(accounts)
+
+
+def remove_cores(accounts) -> None:
     for ac in accounts:
         try:
             ac.stop_io()
