@@ -15,18 +15,18 @@ signature, as users of one relay send each other).
    submission connection to alpha: from the sender's DATA command to (a) the message file in
    the recipient's maildir (Dovecot's file name carries the delivery time; the containers
    share this machine's clock) and (b) the `EXISTS` that the recipient's IMAP IDLE connection
-   gets. p50, p90, p99 and max over `--latency` messages per destination, alternating.
+   gets. p50, p90, p99 and max over `--latency` messages per destination: one to each, back
+   to back, then the next pair once both notifications have come.
 2. Throughput: `--senders` processes, each its own account and submission connection, send
    `--batch` messages each; timed until every message is accepted and until every message is
    in the recipient's maildir. Rounds alternate between the destinations (`--rounds` each);
-   printed: messages per second of each round, the medians, and the ratio beta / alpha.
+   printed: messages per second of each round and how busy the machine's CPUs were (both
+   relays share them), the medians, and the ratio beta / alpha.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import imaplib
 import multiprocessing as mp
 import os
 import re
@@ -42,9 +42,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
-from fednet import Federation, Relay  # noqa: E402
+from fednet import Federation, User, read_stored  # noqa: E402
 from relaytest import tls_context  # noqa: E402
-from test_deploy import link_credentials  # noqa: E402
 from test_milter import encrypted_message  # noqa: E402
 
 SIZE = 7_400  # random bytes: a message of about 10 kB once armored
@@ -52,53 +51,27 @@ UNLIMITED = " --set max_user_send_per_minute=1000000 --set max_user_send_burst_s
 DELIVERED_AT = re.compile(r"^(\d+)\.M(\d+)P")
 
 
-class Account:
-    def __init__(self, relay: Relay):
-        self.relay = relay
-        self.addr, self.password = link_credentials(relay.invite())
-        imap = self.imap()
-        imap.logout()
-        mailboxes = relay.sh("chatmail-relay get mailboxes_dir").strip().lstrip("/")
-        self.maildir = relay.server.root / mailboxes / self.addr
-
-    def imap(self) -> imaplib.IMAP4_SSL:
-        imap = imaplib.IMAP4_SSL(self.relay.address, 993, ssl_context=tls_context(), timeout=60)
-        imap.login(self.addr, self.password)
-        return imap
-
-    def smtp(self) -> smtplib.SMTP:
-        s = smtplib.SMTP(self.relay.address, 587, timeout=120)
-        s.starttls(context=tls_context())
-        s.login(self.addr, self.password)
-        return s
-
-    def files(self) -> list[str]:
-        return [f for sub in ("new", "cur") for f in os.listdir(self.maildir / sub)]
-
-    def count(self) -> int:
-        return len(self.files())
-
-
-def delivery_times(account: Account) -> dict[str, float]:
+def delivery_times(account: User) -> dict[str, float]:
     """Message-ID → the time Dovecot delivered it (its maildir file name)."""
     times = {}
-    for sub in ("new", "cur"):
-        for path in (account.maildir / sub).iterdir():
-            m = DELIVERED_AT.match(path.name)
-            with open(path, "rb") as f:
-                head = f.read(4096)
-            if head[:2] == b"\x1f\x8b":
-                head = gzip.open(path).read(4096)
-            mid = re.search(rb"(?im)^Message-ID:\s*(<[^>]+>)", head)
-            if m and mid:
-                times[mid[1].decode()] = int(m[1]) + int(m[2]) / 1e6
+    for path in account.files():
+        m = DELIVERED_AT.match(path.name)
+        mid = re.search(r"(?im)^Message-ID:\s*(<[^>]+>)", read_stored(path.read_bytes()))
+        if m and mid:
+            times[mid[1]] = int(m[1]) + int(m[2]) / 1e6
     return times
+
+
+def count(account: User) -> int:
+    """Messages in the maildir (none yet: no maildir yet)."""
+    dirs = [account.maildir / sub for sub in ("new", "cur")]
+    return sum(len(os.listdir(d)) for d in dirs if d.is_dir())
 
 
 class Idle:
     """An IMAP IDLE connection to the INBOX: the time of each new EXISTS."""
 
-    def __init__(self, account: Account):
+    def __init__(self, account: User):
         self.imap = account.imap()
         self.imap.select("INBOX")
         self.seen: list[float] = []
@@ -131,24 +104,29 @@ def percentiles(values: list[float]) -> str:
             f"max {v[-1] * 1000:6.1f} ms")
 
 
-def latency(sender: Account, targets: dict[str, Account], n: int) -> None:
+def latency(sender: User, targets: dict[str, User], n: int) -> None:
     idles = {name: Idle(acc) for name, acc in targets.items()}
     sent: dict[str, dict[str, float]] = {name: {} for name in targets}
     exists: dict[str, list[float]] = {name: [] for name in targets}
     smtp = sender.smtp()
     try:
-        for i in range(n):
+        for _ in range(n):
+            # One message to each destination, back to back, then the IDLE notifications:
+            # Dovecot notifies 0.5 s after a change at the earliest (NOTIFY_DELAY_MSECS in its
+            # lib-storage), so waiting for each in turn would double the run.
+            started = {}
             for name, acc in targets.items():
                 msg = encrypted_message(sender.addr, acc.addr, size=SIZE)
                 mid = re.search(r"Message-ID: (<[^>]+>)", msg)[1]
                 smtp.mail(sender.addr)
                 smtp.rcpt(acc.addr)
-                start = time.time()
+                started[name] = time.time()
                 code, reply = smtp.data(msg.encode())
                 assert code == 250, (code, reply)
+                sent[name][mid] = started[name]
+            for name in targets:
                 seen = idles[name].wait(len(exists[name]) + 1)
-                exists[name].append(seen - start)
-                sent[name][mid] = start
+                exists[name].append(seen - started[name])
     finally:
         smtp.quit()
     for name, acc in targets.items():
@@ -171,25 +149,40 @@ def send_batch(args: tuple[str, str, str, str, int]) -> float:
         return time.monotonic()
 
 
-def throughput(senders: list[Account], targets: dict[str, Account], batch: int,
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def cpu_busy(since: tuple[int, int]) -> float:
+    busy, total = cpu_times()
+    return (busy - since[0]) / max(1, total - since[1])
+
+
+def throughput(senders: list[User], targets: dict[str, User], batch: int,
                rounds: int) -> None:
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}
     with mp.Pool(len(senders)) as pool:
         for _ in range(rounds):
             for name, acc in targets.items():
-                before = acc.count()
+                before = count(acc)
                 total = batch * len(senders)
+                cpu = cpu_times()
                 start = time.monotonic()
                 jobs = [(s.relay.address, s.addr, s.password, acc.addr, batch) for s in senders]
                 accepted = max(pool.map(send_batch, jobs))
-                while acc.count() < before + total:
+                while count(acc) < before + total:
                     if time.monotonic() - start > 600:
                         raise SystemExit(f"{name}: not all delivered")
                     time.sleep(0.005)
                 delivered = time.monotonic()
+                busy = cpu_busy(cpu)
                 rates[name].append((total / (accepted - start), total / (delivered - start)))
                 print(f"  {name:28} accepted {rates[name][-1][0]:6.1f} msg/s  "
-                      f"in the maildir {rates[name][-1][1]:6.1f} msg/s")
+                      f"in the maildir {rates[name][-1][1]:6.1f} msg/s  "
+                      f"(CPU busy {busy:.0%} of {os.cpu_count()} cores)")
     medians = {name: (statistics.median(a for a, _ in r), statistics.median(d for _, d in r))
                for name, r in rates.items()}
     for name, (a, d) in medians.items():
@@ -215,12 +208,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         net = Federation(build_deb(Path(tmp)), settings=UNLIMITED)
         try:
-            sender = Account(net.alpha)
-            targets = {"alpha → beta (federated)": Account(net.beta),
-                       "alpha → alpha (one relay)": Account(net.alpha)}
+            sender = User(net.alpha)
+            targets = {"alpha → beta (federated)": User(net.beta),
+                       "alpha → alpha (one relay)": User(net.alpha)}
             print(f"latency, {args.latency} messages of 10 kB each way, one at a time:")
             latency(sender, targets, args.latency)
-            senders = [Account(net.alpha) for _ in range(args.senders)]
+            senders = [User(net.alpha) for _ in range(args.senders)]
             print(f"throughput, {args.senders} senders × {args.batch} messages of "
                   f"10 kB, {args.rounds} rounds each way:")
             throughput(senders, targets, args.batch, args.rounds)

@@ -18,7 +18,10 @@ rewritten to them). Everything is torn down at the end: containers, namespace, b
 
 from __future__ import annotations
 
+import gzip
+import imaplib
 import shutil
+import smtplib
 import subprocess
 import time
 from dataclasses import dataclass
@@ -28,9 +31,9 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rdatatype
-from relaytest import wait_for
+from relaytest import tls_context, wait_for
 from test_deb_systemd import build_rootfs
-from test_deploy import Pebble, Server, run
+from test_deploy import Pebble, Server, link_credentials, run
 
 BRIDGE = "cmfed0"
 HOST_IP = "10.213.78.1"
@@ -132,6 +135,46 @@ class Relay:
 
 
 
+class User:
+    """An account on a relay, made by logging in with the credentials of an invite link."""
+
+    def __init__(self, relay: Relay):
+        self.relay = relay
+        self.addr, self.password = link_credentials(relay.invite())
+        self.imap().logout()
+        mailboxes = relay.sh("chatmail-relay get mailboxes_dir").strip().lstrip("/")
+        # Read from this machine through the container's root.
+        self.maildir = relay.server.root / mailboxes / self.addr
+
+    def imap(self) -> imaplib.IMAP4_SSL:
+        imap = imaplib.IMAP4_SSL(self.relay.address, 993, ssl_context=tls_context(), timeout=60)
+        imap.login(self.addr, self.password)
+        return imap
+
+    def smtp(self) -> smtplib.SMTP:
+        """An authenticated connection to the relay's port 587 (STARTTLS)."""
+        s = smtplib.SMTP(self.relay.address, 587, timeout=120)
+        s.starttls(context=tls_context())
+        s.login(self.addr, self.password)
+        return s
+
+    def send(self, to: str, msg: str) -> None:
+        with self.smtp() as s:
+            assert s.sendmail(self.addr, [to], msg.encode()) == {}
+
+    def files(self) -> list[Path]:
+        """The maildir's message files."""
+        return sorted(f for sub in ["new", "cur"] for f in (self.maildir / sub).glob("*"))
+
+    def mailbox(self) -> list[str]:
+        """Every message in the mailbox (Dovecot stores them compressed)."""
+        return [read_stored(f.read_bytes()) for f in self.files()]
+
+
+def read_stored(data: bytes) -> str:
+    return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode(errors="replace")
+
+
 class Federation:
     """The bridge, nsd, pebble and the two relays; `close()` removes all of it."""
 
@@ -168,7 +211,9 @@ class Federation:
             shutil.copy(self.pebble.ca, box.root / PEBBLE_CA.lstrip("/"))
             box.sh(f"chatmail-relay init {domain} --set acme_email=ops@{domain}"
                    f" --set acme_directory={self.pebble.directory}"
-                   f" --set acme_ca_file={PEBBLE_CA}{settings}")
+                   f" --set acme_ca_file={PEBBLE_CA} --set max_load_1m=1000{settings}")
+        # (max_load_1m: the relays share a small machine with the tests, and the cores' first
+        # logins must not be refused as "load too high".)
         # The zones as the relays print them before setup (no DKIM key yet): names and MX,
         # so that pebble finds the relays for its HTTP-01 challenges.
         self.publish()
@@ -200,8 +245,9 @@ class Federation:
                 run("umount", "-l", str(WORK / name / "root"), check=False)
         if Path(f"/run/netns/{DNS_NETNS}").exists():
             run("ip", "netns", "del", DNS_NETNS, check=False)
-        if Path(f"/sys/class/net/{BRIDGE}").exists():
-            run("ip", "link", "del", BRIDGE, check=False)
+        for link in [BRIDGE, "cmfed-dns0"]:
+            if Path(f"/sys/class/net/{link}").exists():
+                run("ip", "link", "del", link, check=False)
         shutil.rmtree(WORK, ignore_errors=True)
 
     def close(self) -> None:

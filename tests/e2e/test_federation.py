@@ -12,9 +12,7 @@ from an earlier lookup in its cache), and beta is powered off only in the last t
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import imaplib
 import json
 import os
 import re
@@ -25,11 +23,11 @@ import dns.message
 import dns.query
 import dns.rdatatype
 import pytest
-from fednet import DNS_IP, Federation, Relay
+from fednet import DNS_IP, Federation, Relay, User
 from relaytest import tls_context, wait_for
 from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
 from test_deb_systemd import pytestmark  # noqa: F401 - the same skips and timeout
-from test_deploy import dc_account, link_credentials, link_for_host, remove_cores
+from test_deploy import dc_account, link_for_host, remove_cores
 from test_milter import encrypted_message
 
 DKIM_REJECTED = "5.7.1 No valid DKIM signature found"
@@ -44,36 +42,6 @@ def net(deb):  # noqa: F811
         yield network
     finally:
         network.close()
-
-
-class User:
-    """An account on a relay, made by logging in with the credentials of an invite link."""
-
-    def __init__(self, relay: Relay):
-        self.relay = relay
-        self.addr, self.password = link_credentials(relay.invite())
-        imap = imaplib.IMAP4_SSL(relay.address, 993, ssl_context=tls_context(), timeout=30)
-        imap.login(self.addr, self.password)
-        imap.logout()
-
-    def send(self, to: str, msg: str) -> None:
-        """Submits `msg` on the relay's port 587 (STARTTLS, AUTH)."""
-        with smtplib.SMTP(self.relay.address, 587, timeout=60) as s:
-            s.starttls(context=tls_context())
-            s.login(self.addr, self.password)
-            assert s.sendmail(self.addr, [to], msg.encode()) == {}
-
-    def mailbox(self) -> list[str]:
-        """Every message in the mailbox (Dovecot stores them compressed), read through the
-        container's root from this machine."""
-        mailboxes = self.relay.sh("chatmail-relay get mailboxes_dir").strip().lstrip("/")
-        maildir = self.relay.server.root / mailboxes / self.addr
-        files = sorted(f for sub in ["new", "cur"] for f in (maildir / sub).glob("*"))
-        return [read_stored(f.read_bytes()) for f in files]
-
-
-def read_stored(data: bytes) -> str:
-    return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode(errors="replace")
 
 
 def message_ids(messages: list[str]) -> list[str]:
