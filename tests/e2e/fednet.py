@@ -1,6 +1,7 @@
 """A network of two chatmail relays for federation tests and benchmarks.
 
-On a bridge that exists only on this machine (BRIDGE, 10.213.78.0/24, no route beyond it):
+On a bridge that exists only on this machine (BRIDGE, 10.213.78.0/24 and fd42:13:78::/64, no
+route beyond it):
 - two relays, each a Debian 12 container under systemd (test_deploy's `Server`), installed
   from the .deb and set up with `chatmail-relay init` and `setup`: `alpha.test` and
   `beta.test`;
@@ -40,7 +41,10 @@ HOST_IP = "10.213.78.1"
 DNS_IP = "10.213.78.53"
 DNS_NETNS = "cmfed-dns"
 WORK = Path("/var/tmp/chatmail-federation-test")
-RELAYS = {"alpha.test": "10.213.78.2", "beta.test": "10.213.78.3"}
+HOST_IP6 = "fd42:13:78::1"
+# domain: (IPv4, IPv6); Postfix delivers over either (smtp_address_preference = any).
+RELAYS = {"alpha.test": ("10.213.78.2", "fd42:13:78::2"),
+          "beta.test": ("10.213.78.3", "fd42:13:78::3")}
 PEBBLE_CA = "/etc/chatmail/pebble-ca.pem"
 
 
@@ -118,6 +122,7 @@ class Relay:
     """One relay of the network: its container, its domain and address."""
     domain: str
     address: str
+    address6: str
     server: Server
     setup: str = ""
 
@@ -128,7 +133,7 @@ class Relay:
         return self.sh("chatmail-relay invite --no-qr").strip()
 
     def zonefile(self) -> str:
-        return self.sh(f"chatmail-relay dns --zonefile --ip {self.address}")
+        return self.sh(f"chatmail-relay dns --zonefile --ip {self.address} --ip {self.address6}")
 
     def queue(self) -> str:
         """Postfix's queue, one JSON object a message (postqueue -j)."""
@@ -189,6 +194,7 @@ class Federation:
         WORK.mkdir(parents=True)
         run("ip", "link", "add", BRIDGE, "type", "bridge")
         run("ip", "addr", "add", f"{HOST_IP}/24", "dev", BRIDGE)
+        run("ip", "-6", "addr", "add", f"{HOST_IP6}/64", "dev", BRIDGE, "nodad")
         run("ip", "link", "set", BRIDGE, "up")
         self.relays: dict[str, Relay] = {}
         self.dns = self.pebble = None
@@ -202,14 +208,14 @@ class Federation:
         print(f"\nfederation network up: {time.monotonic() - started:.0f} s")
 
     def start(self, deb: Path, settings: str) -> None:
-        for domain, address in RELAYS.items():
+        for domain, (address, address6) in RELAYS.items():
             name = domain.split(".")[0]
             box = Server(deb.parent, machine=f"cmfed-{name}", work=WORK / name,
-                         address=address, bridge=BRIDGE)
+                         address=address, address6=address6, bridge=BRIDGE)
             resolv = box.root / "etc/resolv.conf"
             resolv.unlink(missing_ok=True)
             resolv.write_text(f"nameserver {DNS_IP}\n")
-            self.relays[name] = relay = Relay(domain, address, box)
+            self.relays[name] = relay = Relay(domain, address, address6, box)
             box.boot()
             box.sh(f"DEBIAN_FRONTEND=noninteractive dpkg -i /mnt/deb/{deb.name}")
             shutil.copy(self.pebble.ca, box.root / PEBBLE_CA.lstrip("/"))

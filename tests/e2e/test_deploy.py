@@ -65,14 +65,17 @@ class Server(Container):
 
     Its network: a veth pair whose two ends get `address` (the server) and HOST_IP (this
     machine), or with `bridge`, a veth into that bridge (the test's network of several hosts;
-    the container's resolv.conf is then its own, written by the test)."""
+    the container's resolv.conf is then its own, written by the test), and `address6` beside
+    `address` if given."""
 
     def __init__(self, deb_dir: Path, machine: str = MACHINE, work: Path = WORK,
-                 address: str = BOX_IP, bridge: str | None = None):
+                 address: str = BOX_IP, bridge: str | None = None,
+                 address6: str | None = None):
         self.deb_dir = deb_dir
         self.machine = machine
         self.work = work
         self.address = address
+        self.address6 = address6
         self.bridge = bridge
         self.root = work / "root"
         self.proc = None
@@ -108,6 +111,9 @@ class Server(Container):
         inside = ["nsenter", "-t", str(self.leader), "-n", "ip"]
         run(*inside, "link", "set", "lo", "up")
         run(*inside, "addr", "replace", f"{self.address}/24", "dev", "host0")
+        if self.address6:
+            run(*inside, "-6", "addr", "replace", f"{self.address6}/64", "dev", "host0",
+                "nodad")
         run(*inside, "link", "set", "host0", "up")
         # Until the container's D-Bus is up, systemctl cannot even ask.
         wait_for(lambda: self.sh("systemctl is-system-running --wait", check=False,

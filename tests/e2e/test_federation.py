@@ -5,6 +5,8 @@ with `chatmail-relay init` and `setup`, nsd serving the zones the relays print
 (`chatmail-relay dns --zonefile`), certificates from pebble, whose root both relays trust.
 Postfix delivers from one to the other with `smtp_tls_security_level = verify`.
 
+Each relay has an IPv4 and an IPv6 address (A and AAAA records); Postfix uses either.
+
 The tests share the network and run in this order on purpose: the first mail from alpha into
 beta is the one sent while DNS is down (beta's milter would otherwise have alpha's DKIM key
 from an earlier lookup in its cache), and beta is powered off only in the last test.
@@ -126,6 +128,22 @@ def test_without_dns_mail_waits_and_arrives_once_dns_is_back(net):
     wait_for(lambda: rcpt.mailbox(), timeout=60, what="delivery once DNS is back")
     assert message_ids(rcpt.mailbox()) == message_ids([msg])
     assert queued(net.alpha) == []
+
+
+def test_relays_deliver_to_each_other_over_ipv6(net):
+    """Each relay has an IPv6 address beside its IPv4 one, in DNS (AAAA) and on its Postfix
+    (inet_protocols = all): with IPv6 preferred, alpha delivers to beta over IPv6."""
+    sender, rcpt = User(net.alpha), User(net.beta)
+    net.alpha.sh("postconf -e smtp_address_preference=ipv6 && postfix reload")
+    try:
+        msg = encrypted_message(sender.addr, rcpt.addr)
+        sender.send(rcpt.addr, msg)
+        wait_for(lambda: rcpt.mailbox(), timeout=60, what="delivery over IPv6")
+    finally:
+        net.alpha.sh("postconf -X smtp_address_preference && postfix reload")
+    assert message_ids(rcpt.mailbox()) == message_ids([msg])
+    log = net.alpha.sh("journalctl -q -o cat SYSLOG_IDENTIFIER=postfix/smtp")
+    assert f"relay=beta.test[{net.beta.address6}]:25" in log and "status=sent" in log, log
 
 
 @pytest.fixture(scope="module")
