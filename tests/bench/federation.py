@@ -32,7 +32,6 @@ import os
 import re
 import smtplib
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +43,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from fednet import Federation, User, read_stored  # noqa: E402
 from relaytest import tls_context  # noqa: E402
+from test_deb import build_deb  # noqa: E402
 from test_milter import encrypted_message  # noqa: E402
 
 SIZE = 7_400  # random bytes: a message of about 10 kB once armored
@@ -190,12 +190,6 @@ def throughput(senders: list[User], targets: dict[str, User], batch: int,
     (fed, fed_rates), (local, local_rates) = list(medians.items())
     print(f"  ratio {fed} / {local}: accepted {fed_rates[0] / local_rates[0]:.2f}, "
           f"in the maildir {fed_rates[1] / local_rates[1]:.2f}")
-
-
-def build_deb(out: Path) -> Path:
-    built = subprocess.run([str(REPO / "deb/build"), str(out)], capture_output=True, text=True,
-                           env={**os.environ, "DEB_BUILD": "0"}, check=True)
-    return Path(built.stdout.strip())
 
 
 def main() -> None:

@@ -143,7 +143,6 @@ class Relay:
         self.sh("postqueue -f")
 
 
-
 class User:
     """An account on a relay, made by logging in with the credentials of an invite link."""
 
@@ -219,11 +218,11 @@ class Federation:
             box.boot()
             box.sh(f"DEBIAN_FRONTEND=noninteractive dpkg -i /mnt/deb/{deb.name}")
             shutil.copy(self.pebble.ca, box.root / PEBBLE_CA.lstrip("/"))
+            # max_load_1m: the relays share a small machine with the tests, and first logins
+            # must not be refused as "load too high".
             box.sh(f"chatmail-relay init {domain} --set acme_email=ops@{domain}"
                    f" --set acme_directory={self.pebble.directory}"
                    f" --set acme_ca_file={PEBBLE_CA} --set max_load_1m=1000{settings}")
-        # (max_load_1m: the relays share a small machine with the tests, and the cores' first
-        # logins must not be refused as "load too high".)
         # The zones as the relays print them before setup (no DKIM key yet): names and MX,
         # so that pebble finds the relays for its HTTP-01 challenges.
         self.publish()

@@ -66,7 +66,11 @@ def workspace_version() -> str:
 def deb(tmp_path_factory) -> Path:
     if not all((REPO / "target/release" / b).exists() for b in BINARIES):
         pytest.skip("no release build in target/release (RELAY_PROFILE=debug?)")
-    out = tmp_path_factory.mktemp("deb")
+    return build_deb(tmp_path_factory.mktemp("deb"))
+
+
+def build_deb(out: Path) -> Path:
+    """The package built from target/release by deb/build into `out`."""
     built = subprocess.run([str(REPO / "deb/build"), str(out)], capture_output=True, text=True,
                            env={**os.environ, "DEB_BUILD": "0"}, timeout=300)
     assert built.returncode == 0, built.stderr

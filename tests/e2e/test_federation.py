@@ -30,9 +30,11 @@ from relaytest import tls_context, wait_for
 from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
 from test_deb_systemd import pytestmark  # noqa: F401 - the same skips and timeout
 from test_deploy import dc_account, link_for_host, remove_cores
+from test_dkim import DKIM_REJECTED as DKIM_REJECTED_BYTES
+from test_dkim import sign
 from test_milter import encrypted_message
 
-DKIM_REJECTED = "5.7.1 No valid DKIM signature found"
+DKIM_REJECTED = DKIM_REJECTED_BYTES.decode()
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +65,6 @@ def dkim_key(relay: Relay) -> tuple[bytes, bytes]:
     selector = relay.sh("chatmail-relay get dkim_selector").strip()
     key = relay.sh("cat \"$(chatmail-relay get dkim_key)\"")
     return selector.encode(), key.encode()
-
-
-def sign(msg: str, domain: str, key: tuple[bytes, bytes]) -> str:
-    selector, pem = key
-    sig = dkim.sign(msg.encode(), selector, domain.encode(), pem,
-                    canonicalize=(b"relaxed", b"relaxed"),
-                    include_headers=[b"from", b"to", b"subject", b"date", b"message-id",
-                                     b"content-type"])
-    return sig.decode() + msg
 
 
 def dns_txt(name: bytes, timeout: float = 5) -> bytes | None:
@@ -113,7 +106,7 @@ def test_without_dns_mail_waits_and_arrives_once_dns_is_back(net):
     Once DNS is back, alpha's retry delivers it, once."""
     sender, rcpt = User(net.alpha), User(net.beta)
     signed = sign(encrypted_message(sender.addr, rcpt.addr), net.alpha.domain,
-                  dkim_key(net.alpha))
+                  *dkim_key(net.alpha))
     net.dns.stop()
     try:
         code, text = port25(net.beta, sender.addr, rcpt.addr, signed)
@@ -224,10 +217,10 @@ def test_port25_refuses_mail_without_a_valid_aligned_signature(net):
     refused = {
         "unsigned": msg(),
         # signed by alpha, then a signed header changed
-        "broken": sign(msg(), net.alpha.domain, alpha_key).replace("Subject: [...]",
+        "broken": sign(msg(), net.alpha.domain, *alpha_key).replace("Subject: [...]",
                                                                    "Subject: [....]"),
         # a valid signature, of another domain than From's
-        "foreign": sign(msg(), net.beta.domain, beta_key),
+        "foreign": sign(msg(), net.beta.domain, *beta_key),
     }
     for name, raw in refused.items():
         code, text = port25(net.beta, sender.addr, rcpt.addr, raw)
@@ -235,7 +228,7 @@ def test_port25_refuses_mail_without_a_valid_aligned_signature(net):
     # A good signature passes; a verdict the sender wrote itself does not reach the mailbox.
     good = encrypted_message(sender.addr, rcpt.addr, extra={
         "Authentication-Results": f"{net.beta.domain}; dkim=pass header.d={net.alpha.domain}"})
-    assert port25(net.beta, sender.addr, rcpt.addr, sign(good, net.alpha.domain, alpha_key)) \
+    assert port25(net.beta, sender.addr, rcpt.addr, sign(good, net.alpha.domain, *alpha_key)) \
         == (250, "")
     wait_for(lambda: rcpt.mailbox(), timeout=30, what="the signed message")
     (stored,) = rcpt.mailbox()
