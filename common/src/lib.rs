@@ -5,6 +5,7 @@
 //! * [`dict`]: the Dovecot dict proxy protocol (codec and a concurrent server).
 //! * [`daemon`]: logging, listening sockets (also systemd-passed), readiness and shutdown.
 //! * [`fsutil`]: atomic file writes.
+//! * [`invite`]: credentials for new accounts and `dclogin:` links.
 //! * [`log_limit`]: warnings a client can set off, at most one a minute per kind.
 //! * [`unix_time`]: unix time in whole seconds, as kept in files.
 
@@ -12,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod dict;
 pub mod fsutil;
+pub mod invite;
 pub mod log_limit;
 pub mod mailbox;
 pub mod unix_time;

@@ -9,7 +9,7 @@ use crate::Error;
 use crate::acme::{self, Outcome};
 use crate::cli::CertArgs;
 use crate::plan::on_disk;
-use crate::systemd::{DOVECOT, POSTFIX, systemctl};
+use crate::systemd::{DOVECOT, NGINX, POSTFIX, systemctl};
 use crate::tls::CertInfo;
 
 pub fn run(root: &Path, config_path: &Path, args: &CertArgs) -> Result<(), Error> {
@@ -47,7 +47,7 @@ pub fn run(root: &Path, config_path: &Path, args: &CertArgs) -> Result<(), Error
     Ok(())
 }
 
-/// Postfix and Dovecot read the certificate again (when they run) if a renewal asked for it;
+/// Postfix, Dovecot and nginx read the certificate again (when they run) if a renewal asked for it;
 /// only on the real system.
 fn reload_if_asked(root: &Path) -> Result<(), Error> {
     if root != Path::new("/") || !acme::reload_asked(root) {
@@ -58,8 +58,9 @@ fn reload_if_asked(root: &Path) -> Result<(), Error> {
     // tests/e2e/test_deploy.py). Clients reconnect at once; Postfix reloads.
     systemctl(&["try-restart", DOVECOT])?;
     systemctl(&["try-reload-or-restart", POSTFIX])?;
+    systemctl(&["try-reload-or-restart", NGINX])?;
     acme::reload_done(root)?;
-    println!("restarted {DOVECOT}, reloaded {POSTFIX}");
+    println!("restarted {DOVECOT}, reloaded {POSTFIX} and {NGINX}");
     Ok(())
 }
 

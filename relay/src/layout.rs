@@ -72,4 +72,40 @@ impl Layout {
             Layout::Local => format!("{LOCAL_LOG_DIR}/dovecot.log"),
         }
     }
+
+    /// nginx `listen` lines for `port` (indented for a server block).
+    pub fn nginx_listen(self, config: &Config, port: u16) -> String {
+        match self {
+            Layout::Systemd if !config.deployment.disable_ipv6 => {
+                format!("        listen {port};\n        listen [::]:{port};")
+            }
+            Layout::Systemd => format!("        listen {port};"),
+            Layout::Local => format!("        listen 127.0.0.1:{port};"),
+        }
+    }
+
+    /// nginx worker processes (one per core on a server).
+    pub fn nginx_workers(self) -> &'static str {
+        match self {
+            Layout::Systemd => "auto",
+            Layout::Local => "1",
+        }
+    }
+
+    /// nginx `error_log`.
+    pub fn nginx_error_log(self) -> String {
+        match self {
+            Layout::Systemd => "syslog:server=unix:/dev/log,nohostname warn".into(),
+            Layout::Local => format!("{LOCAL_LOG_DIR}/nginx.log warn"),
+        }
+    }
+
+    /// nginx `access_log`: none on a server (the relay keeps no record of who fetched what);
+    /// a file on the local test relay.
+    pub fn nginx_access_log(self) -> String {
+        match self {
+            Layout::Systemd => "off".into(),
+            Layout::Local => format!("{LOCAL_LOG_DIR}/nginx-access.log"),
+        }
+    }
 }

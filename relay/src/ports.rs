@@ -3,12 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The TCP ports of a relay: SMTP, submission (465, 587), IMAP (143, 993).
-pub const RELAY_PORTS: &[u16] = &[25, 143, 465, 587, 993];
+/// The TCP ports of a relay: SMTP, submission (465, 587), IMAP (143, 993), HTTP and HTTPS
+/// (80, 443; also IMAP and SMTP by ALPN).
+pub const RELAY_PORTS: &[u16] = &[25, 80, 143, 443, 465, 587, 993];
 
-/// The programs whose ports these are: Postfix's master and Dovecot (their children, such as
-/// smtpd and imap-login, inherit the listening sockets).
-const OURS: &[&str] = &["/usr/lib/postfix/sbin/master", "/usr/sbin/dovecot"];
+/// The programs whose ports these are: Postfix's master, Dovecot and nginx (their children,
+/// such as smtpd, imap-login and nginx's workers, inherit the listening sockets).
+const OURS: &[&str] = &[
+    "/usr/lib/postfix/sbin/master",
+    "/usr/sbin/dovecot",
+    "/usr/sbin/nginx",
+];
 
 /// Listening TCP sockets: port → socket inodes.
 fn listening(proc: &Path) -> BTreeMap<u16, Vec<u64>> {

@@ -17,7 +17,7 @@ use crate::system::{group_id, user_ids};
 use crate::systemd::{self, Restart};
 use crate::templates::{CONFIG_FILES, EXTERNAL_TLS_UNITS, MARKER};
 use crate::tls;
-use crate::values::{Vmail, values};
+use crate::values::{Vmail, WEB_STATIC, values};
 
 /// A copy of the chatmail.ini the running daemons were (re)started with: when it changes,
 /// they restart.
@@ -56,9 +56,11 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
     // The ACME certificate comes before any file is written, so that a refusing or
     // unreachable ACME server leaves the previous configuration as it was, and before Postfix
     // and Dovecot (re)start (Dovecot does not start without its certificate).
-    let cert_renewed = on_server
-        && config.deployment.tls_cert_mode == TlsCertMode::Acme
-        && acme_certificate(root, &config, args.dry_run)?;
+    let acme = on_server && config.deployment.tls_cert_mode == TlsCertMode::Acme;
+    if acme && !args.dry_run {
+        stop_foreign_nginx(root)?;
+    }
+    let cert_renewed = acme && acme_certificate(root, &config, args.dry_run)?;
     let changes = Changes::of(root, &specs, &dirs)?;
     if args.dry_run {
         print!("{}", changes.describe());
@@ -144,7 +146,7 @@ impl<'a> Changes<'a> {
 }
 
 /// What restarts after `written` changed: the daemons for a new chatmail.ini or DKIM key,
-/// Postfix and Dovecot for their files or a new certificate.
+/// Postfix, Dovecot and nginx for their files or a new certificate.
 fn restarts(config: &Config, written: &[&FileSpec], cert_renewed: bool) -> Restart {
     let touched = |prefix: &Path| written.iter().any(|s| s.path.starts_with(prefix));
     let self_signed = touched(Path::new(tls::SELF_SIGNED_DIR));
@@ -159,6 +161,7 @@ fn restarts(config: &Config, written: &[&FileSpec], cert_renewed: bool) -> Resta
             || self_signed
             || cert_renewed,
         dovecot: touched(Path::new("/etc/dovecot")) || self_signed || cert_renewed,
+        nginx: touched(Path::new("/etc/nginx")) || self_signed || cert_renewed,
     }
 }
 
@@ -220,6 +223,11 @@ pub fn plan(
         })?;
         specs.push(FileSpec::new(t.dest, content, t.mode));
     }
+    specs.push(FileSpec::new(
+        Path::new(WEB_STATIC).join("mta-sts.txt"),
+        crate::dns::mta_sts::policy(&config.mail_domain_bare),
+        0o644,
+    ));
     specs.push(FileSpec::new(
         "/etc/mailname",
         format!("{}\n", config.mail_domain_bare),
@@ -353,6 +361,19 @@ fn acme_certificate(root: &Path, config: &Config, dry_run: bool) -> Result<bool,
     }
 }
 
+/// Debian's nginx with its default site (as the package's dependency starts it) holds port 80
+/// but does not serve the ACME answers: it stops for the order and starts again with our
+/// configuration. An nginx with our configuration serves them from the web root.
+fn stop_foreign_nginx(root: &Path) -> Result<(), Error> {
+    let conf = std::fs::read_to_string(on_disk(root, Path::new("/etc/nginx/nginx.conf")))
+        .unwrap_or_default();
+    let ours = conf.lines().take(5).any(|l| l.contains(MARKER));
+    if !ours && crate::ports::is_listening(&root.join("proc"), 80) {
+        systemd::systemctl(&["stop", systemd::NGINX])?;
+    }
+    Ok(())
+}
+
 /// Postfix's own directories in its queue directory: never given to the milter.
 const POSTFIX_DIRS: &[&str] = &[
     "active", "bounce", "corrupt", "defer", "deferred", "dev", "etc", "flush", "hold", "incoming",
@@ -415,7 +436,10 @@ fn refuse_foreign_files(root: &Path, specs: &[FileSpec]) -> Result<(), Error> {
     let mut foreign = Vec::new();
     for spec in specs {
         let p = &spec.path;
-        if !(p.starts_with("/etc/postfix") || p.starts_with("/etc/dovecot")) {
+        if !(p.starts_with("/etc/postfix")
+            || p.starts_with("/etc/dovecot")
+            || p.starts_with("/etc/nginx"))
+        {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(on_disk(root, p)) else {
@@ -451,6 +475,11 @@ fn is_debian_stock(root: &Path, path: &Path, text: &str) -> bool {
         Some("/etc/postfix/main.cf") => text.starts_with("# See /usr/share/postfix/main.cf.dist"),
         Some("/etc/postfix/master.cf") => same_as("/usr/share/postfix/master.cf.dist"),
         Some("/etc/dovecot/dovecot.conf") => text.starts_with("## Dovecot configuration file"),
+        // nginx-common's conffile: the default site, which setup's nginx.conf replaces.
+        Some("/etc/nginx/nginx.conf") => {
+            text.starts_with("user www-data;")
+                && text.contains("include /etc/nginx/sites-enabled/*;")
+        }
         _ => false,
     }
 }
@@ -467,10 +496,11 @@ fn refuse_taken_ports(root: &Path) -> Result<(), Error> {
     }
 }
 
-/// Postfix's and Dovecot's own checks of the configuration just written.
+/// Postfix's, Dovecot's and nginx's own checks of the configuration just written.
 fn check_servers() -> Result<(), Error> {
     crate::command::run("postfix", &["check"])?;
-    crate::command::run("doveconf", &["-n"])
+    crate::command::run("doveconf", &["-n"])?;
+    crate::command::run("nginx", &["-t", "-q"])
 }
 
 /// Where the DKIM record is, for the operator.

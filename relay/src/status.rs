@@ -8,7 +8,7 @@ use chatmail_common::config::Config;
 
 use crate::Error;
 use crate::plan::on_disk;
-use crate::systemd::{DOVECOT, POSTFIX, SERVICES, SOCKETS, TIMERS};
+use crate::systemd::{DOVECOT, NGINX, POSTFIX, SERVICES, SOCKETS, TIMERS};
 use crate::tls;
 
 /// A certificate closer to its end than this is a problem (renewal starts at 30 days).
@@ -80,7 +80,7 @@ fn units() -> Vec<Line> {
     let mut names: Vec<&str> = SERVICES.to_vec();
     names.extend(SOCKETS);
     names.extend(TIMERS);
-    names.extend([POSTFIX, DOVECOT]);
+    names.extend([POSTFIX, DOVECOT, NGINX]);
     let mut args = vec!["show", "-p", "Id,ActiveState,SubState"];
     args.extend(&names);
     match Command::new("systemctl").args(&args).output() {

@@ -9,6 +9,7 @@ pub const SOCKETS: &[&str] = &[
     "chatmail-milter-outbound.socket",
     "chatmail-milter-inbound.socket",
     "chatmail-milter-internal.socket",
+    "chatmail-web.socket",
 ];
 pub const TIMERS: &[&str] = &[
     "chatmail-expire.timer",
@@ -19,10 +20,13 @@ pub const SERVICES: &[&str] = &[
     "chatmail-doveauth.service",
     "chatmail-pushnotify.service",
     "chatmail-milter.service",
+    "chatmail-web.service",
 ];
 /// Debian's units of the two mail servers.
 pub const POSTFIX: &str = "postfix.service";
 pub const DOVECOT: &str = "dovecot.service";
+/// Debian's unit of the web server in front of port 80 and 443.
+pub const NGINX: &str = "nginx.service";
 
 /// Runs `systemctl ARGS`.
 pub fn systemctl(args: &[&str]) -> Result<(), Error> {
@@ -37,6 +41,7 @@ pub struct Restart {
     pub daemons: bool,
     pub postfix: bool,
     pub dovecot: bool,
+    pub nginx: bool,
 }
 
 /// Enables and starts every unit; restarts those whose configuration changed.
@@ -49,7 +54,7 @@ pub fn start(restart: Restart) -> Result<(), Error> {
     let mut services = vec![if restart.daemons { "restart" } else { "start" }];
     services.extend(SERVICES);
     systemctl(&services)?;
-    systemctl(&["enable", "--quiet", DOVECOT, POSTFIX])?;
+    systemctl(&["enable", "--quiet", DOVECOT, POSTFIX, NGINX])?;
     let path_unit = crate::templates::EXTERNAL_TLS_PATH_UNIT;
     if restart.external_tls {
         systemctl(&["enable", "--now", "--quiet", path_unit])?;
@@ -59,7 +64,12 @@ pub fn start(restart: Restart) -> Result<(), Error> {
         let _ = systemctl(&["disable", "--now", "--quiet", path_unit]);
     }
     // Dovecot first: Postfix delivers to it and authenticates through it.
-    for (unit, changed) in [(DOVECOT, restart.dovecot), (POSTFIX, restart.postfix)] {
+    // nginx last: port 443 hands connections to both.
+    for (unit, changed) in [
+        (DOVECOT, restart.dovecot),
+        (POSTFIX, restart.postfix),
+        (NGINX, restart.nginx),
+    ] {
         systemctl(&[if changed { "restart" } else { "start" }, unit])?;
     }
     Ok(())

@@ -23,7 +23,7 @@ macro_rules! template {
     };
 }
 
-/// Postfix's and Dovecot's configuration of a relay.
+/// Postfix's, Dovecot's and nginx's configuration of a relay, and its web files.
 pub const CONFIG_FILES: &[Template] = &[
     template!("/etc/postfix/main.cf", "postfix/main.cf"),
     template!("/etc/postfix/master.cf", "postfix/master.cf"),
@@ -50,6 +50,11 @@ pub const CONFIG_FILES: &[Template] = &[
     template!(
         "/etc/dovecot/chatmail.d/pushnotify.conf",
         "dovecot/chatmail.d/pushnotify.conf"
+    ),
+    template!("/etc/nginx/nginx.conf", "nginx/nginx.conf"),
+    template!(
+        "/var/lib/chatmail-relay/www/autoconfig.xml",
+        "www/autoconfig.xml"
     ),
 ];
 

@@ -18,6 +18,20 @@ pub struct Vmail {
 /// doveauth's socket (passdb, userdb, last login), in the units and on the local relay.
 pub const DOVEAUTH_SOCKET: &str = "/run/doveauth/doveauth.socket";
 
+/// chatmail-web's socket, which nginx proxies to.
+pub const WEB_SOCKET: &str = "/run/chatmail-web/web.sock";
+/// The web files setup renders (autoconfig, the MTA-STS policy), served by nginx.
+pub const WEB_STATIC: &str = "/var/lib/chatmail-relay/www";
+/// The operator's own web pages when chatmail.ini has no `www_folder`.
+pub const DEFAULT_WWW_DIR: &str = "/etc/chatmail/www";
+
+/// Loopback ports behind nginx's port 443 (PROXY protocol), and the Postfix listener that
+/// chatmail-web hands `/mxdeliv` mail to.
+pub const IMAPS_PROXY_PORT: u16 = 10993;
+pub const SMTPS_PROXY_PORT: u16 = 10465;
+pub const HTTPS_PROXY_PORT: u16 = 8443;
+pub const MXDELIV_SMTP_PORT: u16 = 10025;
+
 pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
     let mut v = Values::new();
     let mut set = |k: &'static str, value: String| {
@@ -61,6 +75,19 @@ pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
     set("TLS_CERT", cert.display().to_string());
     set("TLS_KEY", key.display().to_string());
     set("DOVEAUTH_SOCKET", DOVEAUTH_SOCKET.into());
+    set("WEB_SOCKET", WEB_SOCKET.into());
+    set("WEB_STATIC", WEB_STATIC.into());
+    set("WWW_DIR", www_dir(config));
+    set("ACME_WEBROOT", crate::acme::WEBROOT.into());
+    set("IMAPS_PROXY_PORT", IMAPS_PROXY_PORT.to_string());
+    set("SMTPS_PROXY_PORT", SMTPS_PROXY_PORT.to_string());
+    set("HTTPS_PROXY_PORT", HTTPS_PROXY_PORT.to_string());
+    set("MXDELIV_SMTP_PORT", MXDELIV_SMTP_PORT.to_string());
+    set("NGINX_LISTEN_HTTP", layout.nginx_listen(config, 80));
+    set("NGINX_LISTEN_HTTPS", layout.nginx_listen(config, 443));
+    set("NGINX_WORKERS", layout.nginx_workers().into());
+    set("NGINX_ERROR_LOG", layout.nginx_error_log());
+    set("NGINX_ACCESS_LOG", layout.nginx_access_log());
     set("VMAIL_UID", vmail.uid.to_string());
     set("VMAIL_GID", vmail.gid.to_string());
     set(
@@ -78,6 +105,16 @@ pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
         postfix_milter_addr(&config.milter_internal),
     );
     v
+}
+
+/// The operator's web folder (`www_folder`; relative to chatmail.ini's directory).
+pub fn www_dir(config: &Config) -> String {
+    let folder = config.deployment.www_folder.trim();
+    if folder.is_empty() {
+        return DEFAULT_WWW_DIR.into();
+    }
+    let dir = config.path.parent().unwrap_or(Path::new("/"));
+    dir.join(folder).display().to_string()
 }
 
 /// Postfix's host name: the domain, or for an IP-only relay the reverse-pointer name of its

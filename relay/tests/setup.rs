@@ -149,6 +149,27 @@ fn local_setup_renders_everything_once() {
         "/home/vmail/mail/_chat.localhost"
     )));
     assert_eq!(host.read("/etc/mailname"), "_chat.localhost\n");
+    // nginx on loopback only, port 443 split by ALPN; the web files it serves.
+    let nginx = host.read("/etc/nginx/nginx.conf");
+    for line in [
+        "        listen 127.0.0.1:443;\n",
+        "        listen 127.0.0.1:80;\n",
+        "        ~\\bimap\\b 127.0.0.1:10993;\n",
+        "        ~\\bsmtp\\b 127.0.0.1:10465;\n",
+        "        server unix:/run/chatmail-web/web.sock;\n",
+        "    access_log /var/log/chatmail-relay/nginx-access.log;\n",
+    ] {
+        assert!(nginx.contains(line), "{line}: {nginx}");
+    }
+    assert!(!nginx.contains("{{") && !nginx.contains("[::]"), "{nginx}");
+    assert_eq!(
+        host.read("/var/lib/chatmail-relay/www/mta-sts.txt"),
+        "version: STSv1\nmode: enforce\nmx: _chat.localhost\nmax_age: 2419200\n"
+    );
+    assert!(
+        host.read("/var/lib/chatmail-relay/www/autoconfig.xml")
+            .contains("<hostname>_chat.localhost</hostname>")
+    );
     // The DKIM key (mode 0640) and its record; the self-signed certificate.
     let key = host.path("/etc/dkimkeys/opendkim.private");
     assert_eq!(
@@ -244,6 +265,14 @@ fn ip_only_relays_get_no_dkim_key() {
 fn server_setup_refuses_a_configuration_that_is_not_ours() {
     let host = Host::new();
     host.init("chat.example.org");
+    // Debian's nginx.conf (its default site) is replaced without asking; an operator's is not.
+    std::fs::create_dir_all(host.path("/etc/nginx")).unwrap();
+    let stock_nginx = "user www-data;\nworker_processes auto;\nhttp {\n\
+                       \tinclude /etc/nginx/sites-enabled/*;\n}\n";
+    std::fs::write(host.path("/etc/nginx/nginx.conf"), "# mine\nhttp {}\n").unwrap();
+    let err = host.fails(&["setup"]);
+    assert!(err.contains("/etc/nginx/nginx.conf"), "{err}");
+    std::fs::write(host.path("/etc/nginx/nginx.conf"), stock_nginx).unwrap();
     let theirs = "# my own Postfix\nmyhostname = mx.example.net\n";
     std::fs::create_dir_all(host.path("/etc/postfix")).unwrap();
     std::fs::write(host.path("/etc/postfix/main.cf"), theirs).unwrap();
@@ -275,6 +304,12 @@ fn server_setup_refuses_a_configuration_that_is_not_ours() {
             .contains("listen = *, ::\n")
     );
     assert!(host.path("/home/vmail/mail/chat.example.org").is_dir());
+    let nginx = host.read("/etc/nginx/nginx.conf");
+    assert!(
+        nginx.contains("        listen 443;\n        listen [::]:443;\n")
+            && nginx.contains("    access_log off;\n"),
+        "{nginx}"
+    );
     assert_eq!(
         host.read("/var/lib/chatmail-relay/chatmail.ini.applied"),
         host.read("/etc/chatmail/chatmail.ini")

@@ -18,7 +18,8 @@ from relaytest import CHATMAIL_INI, read_config
 
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = [
-    "chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire", "chatmail-relay",
+    "chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire", "chatmail-web",
+    "chatmail-relay",
 ]
 UNIT_DIR = Path("/lib/systemd/system")
 UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir())
@@ -44,6 +45,13 @@ CERTS = "chatmail-relay-certs.service"
 CERTS_SANDBOX = {**SANDBOX, "User": "root", "CapabilityBoundingSet": "CAP_NET_BIND_SERVICE",
                  "PrivateMounts": "yes", "StateDirectory": "chatmail-relay acme",
                  "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6"}
+# The web backend needs no files: a user of its own made at start, no home directory at all,
+# IP traffic only to loopback (Postfix, for /mxdeliv).
+WEB = "chatmail-web.service"
+WEB_SANDBOX = {k: v for k, v in SANDBOX.items() if k not in ("User", "ProtectHome")} | {
+    "DynamicUser": "yes", "ProtectHome": "yes", "IPAddressDeny": "any",
+    "IPAddressAllow": "localhost",
+}
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -138,9 +146,13 @@ def settings(unit: str, text: str | None = None) -> dict[str, list[str]]:
 @pytest.mark.parametrize("unit", SERVICES)
 def test_services_are_sandboxed(unit):
     found = settings(unit)
-    for key, value in (CERTS_SANDBOX if unit == CERTS else SANDBOX).items():
+    expected = {CERTS: CERTS_SANDBOX, WEB: WEB_SANDBOX}.get(unit, SANDBOX)
+    for key, value in expected.items():
         assert found.get(key) == [value], f"{unit}: {key}={found.get(key)}"
     assert found["SystemCallFilter"] == ["@system-service", "~@privileged @resources"], unit
+    if unit == WEB:
+        assert not any("/home" in v for vs in found.values() for v in vs), unit
+        return
     if unit == CERTS:
         assert not any("/home" in v for vs in found.values() for v in vs), unit
         # the reload runs outside the sandbox ("+"), and only that

@@ -31,10 +31,10 @@ from test_deb import deb  # noqa: F401 - a fixture: the package built from targe
 
 CACHE = Path("/var/cache/chatmail-relay-test")
 # Bump the suffix when the recipe in build_rootfs() changes.
-ROOTFS = CACHE / "bookworm-2"
+ROOTFS = CACHE / "bookworm-3"
 MACHINE = "chatmail-deb-test"
 PACKAGES = ["postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "adduser",
-            "ca-certificates"]
+            "ca-certificates", "nginx", "libnginx-mod-stream"]
 # The timers that would take the dpkg lock during a test, and a getty nobody uses.
 MASKED = ["apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",
           "dpkg-db-backup.timer", "console-getty.service"]
@@ -42,8 +42,9 @@ DOMAIN = "chat.test"
 MAILBOXES = f"/srv/mail/{DOMAIN}"
 MAX_SMTP = 2000
 DKIM_KEY = "/etc/dkimkeys/opendkim.private"
-DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service"]
-SOCKETS = ["chatmail-doveauth.socket", "chatmail-pushnotify.socket",
+DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service",
+           "chatmail-web.service"]
+SOCKETS = ["chatmail-doveauth.socket", "chatmail-pushnotify.socket", "chatmail-web.socket",
            "chatmail-milter-outbound.socket", "chatmail-milter-inbound.socket",
            "chatmail-milter-internal.socket"]
 TIMERS = ["chatmail-expire.timer", "chatmail-fsreport.timer"]

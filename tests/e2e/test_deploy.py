@@ -19,11 +19,17 @@ resolving to the container itself, so that `setup` answers the HTTP-01 challenge
 
 from __future__ import annotations
 
+import http.client
+import imaplib
+import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import smtplib
 import ssl
+import string
 import subprocess
 import time
 import urllib.parse
@@ -44,11 +50,13 @@ BOX_IP = "10.213.77.2"
 WORK = Path("/var/tmp/chatmail-deploy-test")
 DOMAIN = "chat.test"
 PEBBLE_CA = "/etc/chatmail/pebble-ca.pem"
-DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service"]
+DAEMONS = ["chatmail-doveauth.service", "chatmail-pushnotify.service", "chatmail-milter.service",
+           "chatmail-web.service"]
 UNITS = DAEMONS + [
     "chatmail-doveauth.socket", "chatmail-pushnotify.socket", "chatmail-milter-outbound.socket",
-    "chatmail-milter-inbound.socket", "chatmail-milter-internal.socket",
+    "chatmail-milter-inbound.socket", "chatmail-milter-internal.socket", "chatmail-web.socket",
     "chatmail-expire.timer", "chatmail-fsreport.timer", "postfix.service", "dovecot.service",
+    "nginx.service",
 ]
 
 
@@ -247,6 +255,7 @@ def server(request, deb):  # noqa: F811
             settings = (f" --set acme_email=ops@{DOMAIN} --set acme_directory={pebble.directory}"
                         f" --set acme_ca_file={PEBBLE_CA} --set dns_resolver=127.0.0.1:8053")
         # max_load_1m: the test shares a small machine; first logins must not be refused.
+        box.pebble = pebble
         box.init = box.sh(f"chatmail-relay init {domain} --set max_load_1m=1000{settings}")
         box.setup = box.sh("chatmail-relay setup 2>&1")
         yield box
@@ -268,7 +277,7 @@ def test_setup_starts_every_unit(server):
         assert server.show(unit, "ActiveState") == "active", unit
     assert server.sh("systemctl --failed --no-legend").strip() == ""
     listening = server.sh("cat /proc/net/tcp /proc/net/tcp6")
-    for port in [25, 143, 465, 587, 993]:
+    for port in [25, 80, 143, 443, 465, 587, 993]:
         assert re.search(rf":{port:04X} [0-9A-F:]+ 0A ", listening), port
     if server.domain == DOMAIN:
         assert "DKIM record" in server.setup, server.setup
@@ -288,8 +297,8 @@ def test_setup_starts_every_unit(server):
 
 def test_status_shows_the_relay_and_fails_when_a_daemon_is_down(server):
     out = server.sh("chatmail-relay status")
-    for item in DAEMONS + ["postfix.service", "ports", "certificate", "queue", "accounts",
-                           "last expiry"]:
+    for item in DAEMONS + ["postfix.service", "nginx.service", "ports", "certificate", "queue",
+                           "accounts", "last expiry"]:
         assert item in out, out
     assert "!!" not in out, out
     server.sh("systemctl stop chatmail-milter.service")
@@ -303,6 +312,94 @@ def test_invite_prints_a_link_and_a_qr_code(server):
     link, qr = out.split("\n", 1)
     assert link.startswith("dclogin:") and f"&ih={server.domain}&" in link, link
     assert "\u2588" in qr or "\u2580" in qr, qr
+
+
+def https(method: str, path: str, host: str) -> tuple[int, dict, bytes]:
+    """A request to the relay's port 443 from this machine (which does not trust its CA)."""
+    ctx = tls_context()
+    ctx.set_alpn_protocols(["http/1.1"])
+    conn = http.client.HTTPSConnection(BOX_IP, 443, context=ctx, timeout=30)
+    try:
+        conn.request(method, path, body=b"" if method == "POST" else None, headers={"Host": host})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_the_web_face_is_served(server):
+    """nginx on 80 and 443 in front of chatmail-web: the invite page, /new, MTA-STS, and IMAP
+    on port 443 by ALPN with the credentials /new made."""
+    host = server.domain
+    status, _, page = https("GET", "/", host)
+    assert status == 200, page
+    if server.domain == DOMAIN:
+        assert b'href="dcaccount:https://chat.test/new"' in page, page
+        status, headers, _ = https("GET", "/new", host)
+        assert status == 301 and headers["location"] == "dcaccount:https://chat.test/new"
+        status, _, policy = https("GET", "/.well-known/mta-sts.txt", f"mta-sts.{DOMAIN}")
+        assert status == 200 and b"mode: enforce\nmx: chat.test\n" in policy, policy
+    else:
+        assert b'href="dclogin:' in page, page
+    status, _, body = https("POST", "/new", host)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["email"].endswith(f"@{server.domain}" if server.domain == DOMAIN else f"@[{BOX_IP}]")
+    ctx = tls_context()
+    ctx.set_alpn_protocols(["imap"])
+    imap = imaplib.IMAP4_SSL(BOX_IP, 443, ssl_context=ctx, timeout=30)
+    imap.login(answer["email"], answer["password"])
+    imap.logout()
+    # Port 80 sends browsers to HTTPS.
+    conn = http.client.HTTPConnection(BOX_IP, 80, timeout=30)
+    conn.request("GET", "/", headers={"Host": host})
+    r = conn.getresponse()
+    assert r.status == 301 and r.getheader("location") == f"https://{host}/"
+    conn.close()
+
+
+def test_the_dcaccount_contract_with_certificate_checks(server):
+    """What a Delta Chat core does with `dcaccount:https://chat.test/new` and with
+    `dcaccount:chat.test`, with the core's strictness: the certificate verified for the name
+    (against pebble's root), no redirects. (The core itself cannot be pointed at a test CA: it
+    verifies against the roots compiled into it, see README.)"""
+    if server.domain != DOMAIN:
+        pytest.skip("a certificate that verifies: ACME only")
+    fetch_root = ("import ssl, sys, urllib.request; ctx = ssl.create_default_context(cafile=sys.argv[1]); "
+                  "print(urllib.request.urlopen('https://127.0.0.1:15000/roots/0', context=ctx).read().decode())")
+    root = run("nsenter", "-t", str(server.leader), "-n", "python3", "-c", fetch_root,
+               str(server.pebble.ca)).stdout
+    ctx = ssl.create_default_context(cadata=root)
+
+    def verified(method: str, path: str) -> tuple[int, dict, bytes]:
+        raw = socket.create_connection((BOX_IP, 443), timeout=30)
+        conn = http.client.HTTPSConnection(DOMAIN, 443, context=ctx, timeout=30)
+        conn.sock = ctx.wrap_socket(raw, server_hostname=DOMAIN)
+        try:
+            conn.request(method, path, body=b"" if method == "POST" else None)
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    # dcaccount:https://chat.test/new: an empty POST, JSON back, no redirect.
+    status, headers, body = verified("POST", "/new")
+    assert status == 200 and headers["content-type"].startswith("application/json"), body
+    answer = json.loads(body)
+    assert "dclogin_url" not in answer
+    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+    imap.login(answer["email"], answer["password"])
+    imap.logout()
+    # dcaccount:chat.test: the core reads autoconfig, makes up a 9-character user name and a
+    # 22-character password, and logs in with them where autoconfig says.
+    status, _, xml = verified("GET", f"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=x%40{DOMAIN}")
+    assert status == 200 and f"<hostname>{DOMAIN}</hostname>".encode() in xml, xml
+    assert b"<port>993</port>" in xml and b"<port>465</port>" in xml
+    user = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(9))
+    password = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(22))
+    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+    imap.login(f"{user}@{DOMAIN}", password)
+    imap.logout()
 
 
 def dc_account(rpc, link: str):

@@ -3,7 +3,8 @@
 The network is fednet.py's: `alpha.test` and `beta.test`, each a Debian 12 container set up
 with `chatmail-relay init` and `setup`, nsd serving the zones the relays print
 (`chatmail-relay dns --zonefile`), certificates from pebble, whose root both relays trust.
-Postfix delivers from one to the other with `smtp_tls_security_level = verify`.
+Postfix delivers from one to the other with `smtp_tls_security_level = verify`. beta's
+`/mxdeliv` (relay-to-relay delivery over HTTPS) applies the same policy as its port 25.
 
 Each relay has an IPv4 and an IPv6 address (A and AAAA records); Postfix uses either.
 
@@ -15,10 +16,13 @@ from an earlier lookup in its cache), and beta is powered off only in the last t
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import re
 import smtplib
+import socket
+import ssl
 
 import dkim
 import dns.message
@@ -234,6 +238,40 @@ def test_port25_refuses_mail_without_a_valid_aligned_signature(net):
     (stored,) = rcpt.mailbox()
     assert message_ids([stored]) == message_ids([good])
     assert not re.search(r"(?im)^Authentication-Results:", stored), stored[:2000]
+
+
+def mxdeliv(net, relay: Relay, sender: str, rcpt: str, msg: str) -> tuple[int, str]:
+    """POST https://DOMAIN/mxdeliv as filtermail's transport does, the certificate verified for
+    the relay's name against pebble's root."""
+    ctx = ssl.create_default_context(cadata=net.pebble.root_ca())
+    conn = http.client.HTTPSConnection(relay.domain, 443, context=ctx, timeout=60)
+    conn.sock = ctx.wrap_socket(socket.create_connection((relay.address, 443), timeout=60),
+                                server_hostname=relay.domain)
+    try:
+        body = msg.encode()
+        conn.request("POST", "/mxdeliv", body=body,
+                     headers={"X-Mail-From": sender, "X-Mail-To": rcpt,
+                              "Content-Length": str(len(body))})
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+def test_mxdeliv_over_https_takes_port_25s_policy(net):
+    """Relay-to-relay delivery over HTTPS (beta's /mxdeliv, as filtermail's transport sends
+    it): a message signed by alpha arrives; unsigned and foreign-signed ones get port 25's
+    refusal text."""
+    sender, rcpt = User(net.alpha), User(net.beta)
+    alpha_key, beta_key = dkim_key(net.alpha), dkim_key(net.beta)
+    for raw in (encrypted_message(sender.addr, rcpt.addr),
+                sign(encrypted_message(sender.addr, rcpt.addr), net.beta.domain, *beta_key)):
+        assert mxdeliv(net, net.beta, sender.addr, rcpt.addr, raw) == (400, f"550 {DKIM_REJECTED}")
+    good = sign(encrypted_message(sender.addr, rcpt.addr), net.alpha.domain, *alpha_key)
+    status, text = mxdeliv(net, net.beta, sender.addr, rcpt.addr, good)
+    assert status == 200 and text.startswith("250 "), text
+    wait_for(lambda: rcpt.mailbox(), timeout=30, what="the message delivered over HTTPS")
+    assert message_ids(rcpt.mailbox()) == message_ids([good])
 
 
 def test_unknown_recipient_is_refused_by_beta_and_bounced_by_alpha(net):

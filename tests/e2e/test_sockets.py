@@ -33,7 +33,7 @@ MILTER_KEYS = {
     "milter_inbound": "unix:/var/spool/postfix/chatmail/inbound.sock",
     "milter_internal": "unix:/var/spool/postfix/chatmail/internal.sock",
 }
-SIDECARS = ["doveauth", "pushnotify", "milter"]
+SIDECARS = ["doveauth", "pushnotify", "milter", "web"]
 # A user that is neither vmail nor postfix nor in their groups.
 STRANGER = "nobody"
 
@@ -103,6 +103,14 @@ def test_dict_sockets_are_vmail_only(relay):
         assert not connects_as("postfix", sock), f"postfix connects to {sock}"
 
 
+def test_web_socket_admits_nginx_only(relay):
+    sock = Path("/run/chatmail-web/web.sock")
+    assert owner(sock) == ("www-data", "www-data", 0o660), sock
+    assert connects_as("www-data", sock), "nginx's workers cannot connect"
+    for other in (STRANGER, "vmail"):
+        assert not connects_as(other, sock), f"{other} connects to {sock}"
+
+
 def test_no_socket_of_a_running_daemon_lets_other_users_in(relay):
     seen = []
     for name in SIDECARS:
@@ -121,5 +129,8 @@ def test_socket_units_let_no_other_users_in(unit):
     mode = int(re.search(r"^SocketMode=(\d+)$", text, re.M)[1], 8)
     assert mode & 0o007 == 0, f"{unit}: SocketMode={mode:o}"
     group = re.search(r"^SocketGroup=(\S+)$", text, re.M)[1]
-    # Postfix connects to the milter, Dovecot's vmail processes to the dicts.
-    assert group == ("postfix" if unit.startswith("chatmail-milter-") else "vmail"), unit
+    # Postfix connects to the milter, Dovecot's vmail processes to the dicts, nginx's workers
+    # to the web backend.
+    expected = {"chatmail-web.socket": "www-data"}.get(
+        unit, "postfix" if unit.startswith("chatmail-milter-") else "vmail")
+    assert group == expected, unit
