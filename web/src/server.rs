@@ -157,7 +157,8 @@ pub async fn serve(listener: UnixListener, app: Arc<App>, shutdown: impl Future<
     }
 }
 
-/// Answers one request and logs it: method, path (not the query), status, client address.
+/// Answers one request and logs it: method, path (not the query), status, client address
+/// (`/mxdeliv` at info level, the rest at debug).
 async fn handle(app: &App, request: Request<Incoming>) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
@@ -170,7 +171,14 @@ async fn handle(app: &App, request: Request<Incoming>) -> Response {
         }
     };
     let client = client.map_or_else(|| "-".to_string(), |c| c.to_string());
-    tracing::info!(%method, %path, status = response.status().as_u16(), %client, "request");
+    let status = response.status().as_u16();
+    // Mail handed over is logged as Postfix logs it; who fetched a page or an account is not
+    // kept (nginx writes no access log on a server either).
+    if path == "/mxdeliv" {
+        tracing::info!(%method, %path, status, %client, "request");
+    } else {
+        tracing::debug!(%method, %path, status, %client, "request");
+    }
     response
 }
 
