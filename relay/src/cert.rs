@@ -47,8 +47,8 @@ pub fn run(root: &Path, config_path: &Path, args: &CertArgs) -> Result<(), Error
     Ok(())
 }
 
-/// Postfix, Dovecot and nginx read the certificate again (when they run) if a renewal asked for it;
-/// only on the real system.
+/// Postfix, Dovecot and nginx read the certificate again (when they run) if a renewal asked
+/// for it; only on the real system.
 fn reload_if_asked(root: &Path) -> Result<(), Error> {
     if root != Path::new("/") || !acme::reload_asked(root) {
         return Ok(());
