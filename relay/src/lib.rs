@@ -22,6 +22,7 @@ pub mod domain;
 pub mod error;
 pub mod get;
 pub mod init;
+pub mod installed;
 pub mod invite;
 pub mod layout;
 pub mod plan;

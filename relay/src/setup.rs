@@ -10,6 +10,7 @@ use crate::acme;
 use crate::apply::apply;
 use crate::cli::SetupArgs;
 use crate::dkim;
+use crate::installed::{self, DovecotSeries};
 use crate::layout::Layout;
 use crate::plan::{Change, FileSpec, compare, describe, on_disk};
 use crate::render::render;
@@ -40,6 +41,15 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
     };
     let on_server = layout == Layout::Systemd && root == Path::new("/");
     let mut config = read_config(&on_disk(root, config_path), args.force)?;
+    if installed::dovecot(root)? == DovecotSeries::V2_4 {
+        // Its configuration syntax is new and its dict passdb is gone: a 2.3 configuration
+        // would only be refused by doveconf after the writes.
+        return Err(Error::Refused(
+            "Dovecot 2.4 (Debian 13) is installed; this version of chatmail-relay configures \
+             Dovecot 2.3 (Debian 12) only"
+                .into(),
+        ));
+    }
     // From here on, paths are the target system's.
     let ini = std::fs::read(&config.path).map_err(|e| Error::io(&config.path, e))?;
     config.path = config_path.to_path_buf();
