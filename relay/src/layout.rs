@@ -108,4 +108,12 @@ impl Layout {
             Layout::Local => format!("{LOCAL_LOG_DIR}/nginx-access.log"),
         }
     }
+
+    /// Where the relay's binaries are: the package's, or those `packaging/relay` installs.
+    pub fn bin_dir(self) -> &'static str {
+        match self {
+            Layout::Systemd => "/usr/bin",
+            Layout::Local => "/usr/local/bin",
+        }
+    }
 }

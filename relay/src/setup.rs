@@ -16,7 +16,9 @@ use crate::plan::{Change, FileSpec, compare, describe, on_disk};
 use crate::render::render;
 use crate::system::{group_id, user_ids};
 use crate::systemd::{self, Restart};
-use crate::templates::{CONFIG_FILES, EXTERNAL_TLS_UNITS, MARKER};
+use crate::templates::{
+    CONFIG_FILES, DOVECOT_2_3_FILES, DOVECOT_2_4_FILES, EXTERNAL_TLS_UNITS, MARKER,
+};
 use crate::tls;
 use crate::values::{Vmail, WEB_STATIC, values};
 
@@ -41,15 +43,6 @@ pub fn run(root: &Path, config_path: &Path, args: &SetupArgs) -> Result<ExitCode
     };
     let on_server = layout == Layout::Systemd && root == Path::new("/");
     let mut config = read_config(&on_disk(root, config_path), args.force)?;
-    if installed::dovecot(root)? == DovecotSeries::V2_4 {
-        // Its configuration syntax is new and its dict passdb is gone: a 2.3 configuration
-        // would only be refused by doveconf after the writes.
-        return Err(Error::Refused(
-            "Dovecot 2.4 (Debian 13) is installed; this version of chatmail-relay configures \
-             Dovecot 2.3 (Debian 12) only"
-                .into(),
-        ));
-    }
     // From here on, paths are the target system's.
     let ini = std::fs::read(&config.path).map_err(|e| Error::io(&config.path, e))?;
     config.path = config_path.to_path_buf();
@@ -226,7 +219,12 @@ pub fn plan(
     } else {
         &[]
     };
-    for t in CONFIG_FILES.iter().chain(units) {
+    // Dovecot 2.4 (Debian 13) takes another configuration than 2.3 (Debian 12).
+    let dovecot = match installed::dovecot(root)? {
+        DovecotSeries::V2_3 => DOVECOT_2_3_FILES,
+        DovecotSeries::V2_4 => DOVECOT_2_4_FILES,
+    };
+    for t in CONFIG_FILES.iter().chain(dovecot).chain(units) {
         let content = render(t.text, &values).map_err(|e| Error::Template {
             path: t.dest.into(),
             reason: e.to_string(),

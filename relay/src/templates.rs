@@ -23,7 +23,7 @@ macro_rules! template {
     };
 }
 
-/// Postfix's, Dovecot's and nginx's configuration of a relay, and its web files.
+/// Postfix's and nginx's configuration of a relay, and its web files.
 pub const CONFIG_FILES: &[Template] = &[
     template!("/etc/postfix/main.cf", "postfix/main.cf"),
     template!("/etc/postfix/master.cf", "postfix/master.cf"),
@@ -37,6 +37,15 @@ pub const CONFIG_FILES: &[Template] = &[
         "postfix/submission_header_cleanup"
     ),
     template!("/etc/postfix/tls_policy", "postfix/tls_policy"),
+    template!("/etc/nginx/nginx.conf", "nginx/nginx.conf"),
+    template!(
+        "/var/lib/chatmail-relay/www/autoconfig.xml",
+        "www/autoconfig.xml"
+    ),
+];
+
+/// Dovecot 2.3's configuration (Debian 12).
+pub const DOVECOT_2_3_FILES: &[Template] = &[
     template!("/etc/dovecot/dovecot.conf", "dovecot/dovecot.conf"),
     template!("/etc/dovecot/auth.conf", "dovecot/auth.conf", 0o640),
     template!(
@@ -51,10 +60,19 @@ pub const CONFIG_FILES: &[Template] = &[
         "/etc/dovecot/chatmail.d/pushnotify.conf",
         "dovecot/chatmail.d/pushnotify.conf"
     ),
-    template!("/etc/nginx/nginx.conf", "nginx/nginx.conf"),
+];
+
+/// Dovecot 2.4's configuration (Debian 13): one file in the new syntax, and the Lua passdb and
+/// userdb that replace 2.3's dict passdb and userdb (auth.conf).
+pub const DOVECOT_2_4_FILES: &[Template] = &[
+    template!("/etc/dovecot/dovecot.conf", "dovecot24/dovecot.conf"),
     template!(
-        "/var/lib/chatmail-relay/www/autoconfig.xml",
-        "www/autoconfig.xml"
+        "/etc/dovecot/chatmail-auth.lua",
+        "dovecot24/chatmail-auth.lua"
+    ),
+    template!(
+        "/etc/dovecot/push_notification.lua",
+        "dovecot/push_notification.lua"
     ),
 ];
 

@@ -75,6 +75,7 @@ pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
     set("TLS_CERT", cert.display().to_string());
     set("TLS_KEY", key.display().to_string());
     set("DOVEAUTH_SOCKET", DOVEAUTH_SOCKET.into());
+    set("BIN_DIR", layout.bin_dir().into());
     set("WEB_SOCKET", WEB_SOCKET.into());
     set("WEB_STATIC", WEB_STATIC.into());
     set("WWW_DIR", www_dir(config));

@@ -245,6 +245,38 @@ fn local_setup_renders_everything_once() {
 }
 
 #[test]
+fn dovecot_2_4_gets_its_own_configuration() {
+    let host = Host::new();
+    host.init("_chat.localhost");
+    // dpkg says: Debian 13's Dovecot.
+    let status = host.path("/var/lib/dpkg/status");
+    std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+    std::fs::write(
+        &status,
+        "Package: dovecot-core\nStatus: install ok installed\nVersion: 1:2.4.1+dfsg1-6+deb13u7\n",
+    )
+    .unwrap();
+    host.ok(&["setup"]);
+    let conf = host.read("/etc/dovecot/dovecot.conf");
+    let first_setting = conf.lines().find(|l| !l.starts_with('#')).unwrap();
+    assert_eq!(first_setting, "dovecot_config_version = 2.4.1");
+    for line in [
+        "mail_path = /home/vmail/mail/_chat.localhost/%{user}\n",
+        "  lua_file = /etc/dovecot/chatmail-auth.lua\n",
+        "    dict_proxy_socket_path = /run/doveauth/doveauth.socket\n",
+        "  executable = script /usr/bin/chatmail-expire quota\n",
+    ] {
+        assert!(conf.contains(line), "{line}: {conf}");
+    }
+    assert!(!conf.contains("{{"), "{conf}");
+    let lua = host.read("/etc/dovecot/chatmail-auth.lua");
+    assert!(lua.contains("local SOCKET = \"/run/doveauth/doveauth.socket\"\n"));
+    // 2.3's files are not written.
+    assert!(!host.path("/etc/dovecot/auth.conf").exists());
+    assert!(!host.path("/etc/dovecot/chatmail.d").exists());
+}
+
+#[test]
 fn ip_only_relays_get_no_dkim_key() {
     let host = Host::new();
     host.init("203.0.113.5");
@@ -304,6 +336,11 @@ fn server_setup_refuses_a_configuration_that_is_not_ours() {
             .contains("listen = *, ::\n")
     );
     assert!(host.path("/home/vmail/mail/chat.example.org").is_dir());
+    // The package's binaries (the local relay's are in /usr/local/bin).
+    assert!(
+        host.read("/etc/dovecot/chatmail.d/expire.conf")
+            .contains("  executable = script /usr/bin/chatmail-expire quota\n")
+    );
     let nginx = host.read("/etc/nginx/nginx.conf");
     assert!(
         nginx.contains("        listen 443;\n        listen [::]:443;\n")

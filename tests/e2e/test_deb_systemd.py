@@ -35,6 +35,10 @@ ROOTFS = CACHE / "bookworm-3"
 MACHINE = "chatmail-deb-test"
 PACKAGES = ["postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "adduser",
             "ca-certificates", "nginx", "libnginx-mod-stream"]
+# Debian 13 (Dovecot 2.4): the root file system with the packages the relay's need there too
+# (Lua passdb and luasocket, as the package's dependencies have them).
+TRIXIE_ROOTFS = CACHE / "trixie-2"
+TRIXIE_PACKAGES = PACKAGES + ["dovecot-auth-lua", "lua-socket"]
 # The timers that would take the dpkg lock during a test, and a getty nobody uses.
 MASKED = ["apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",
           "dpkg-db-backup.timer", "console-getty.service"]
@@ -92,17 +96,20 @@ def remove_cgroups(name: str) -> None:
     shutil.rmtree(f"/run/systemd/nspawn/propagate/{name}", ignore_errors=True)
 
 
-def build_rootfs() -> None:
-    """Debian 12 with systemd, Postfix and Dovecot, made once (under a lock) into ROOTFS."""
+def build_rootfs(suite: str = "bookworm") -> Path:
+    """Debian 12 (or `suite` trixie, Debian 13) with systemd, Postfix, Dovecot and nginx, made
+    once (under a lock) into ROOTFS (TRIXIE_ROOTFS); returns its path."""
+    rootfs, packages = {"bookworm": (ROOTFS, PACKAGES),
+                        "trixie": (TRIXIE_ROOTFS, TRIXIE_PACKAGES)}[suite]
     CACHE.mkdir(parents=True, exist_ok=True)
     with open(CACHE / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if ROOTFS.is_dir():
-            return
-        tmp = ROOTFS.with_suffix(".tmp")
+        if rootfs.is_dir():
+            return rootfs
+        tmp = rootfs.with_suffix(".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(["debootstrap", "--variant=minbase", "--include=systemd,systemd-sysv,dbus",
-                        "bookworm", str(tmp), mirror()], check=True, capture_output=True,
+                        suite, str(tmp), mirror()], check=True, capture_output=True,
                        timeout=600)
         (tmp / "etc/hostname").write_text("chatmail-test\n")
         for unit in MASKED:
@@ -113,7 +120,7 @@ def build_rootfs() -> None:
             "echo 'postfix postfix/main_mailer_type select Internet Site' | debconf-set-selections"
             f" && echo 'postfix postfix/mailname string {DOMAIN}' | debconf-set-selections"
             " && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
-            + " ".join(PACKAGES) + " && apt-get clean"
+            + " ".join(packages) + " && apt-get clean"
         )
         name = f"{MACHINE}-build"
         proc = nspawn(name, "-D", str(tmp), "--pipe", "sh", "-c", install,
@@ -121,7 +128,8 @@ def build_rootfs() -> None:
         out, _ = proc.communicate(timeout=600)
         remove_cgroups(name)
         assert proc.returncode == 0, out.decode(errors="replace")
-        tmp.rename(ROOTFS)
+        tmp.rename(rootfs)
+        return rootfs
 
 
 class Container:

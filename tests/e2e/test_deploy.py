@@ -1,24 +1,28 @@
 """The operator's path on a server: `apt install ./chatmail-relay_*.deb`, `chatmail-relay init`,
-`chatmail-relay setup`, on a Debian 12 machine under a real systemd.
+`chatmail-relay setup`, on a Debian 12 or 13 machine under a real systemd.
 
-The machine is a `systemd-nspawn --boot` container of the cached Debian 12 root file system of
-test_deb_systemd.py (Postfix and Dovecot installed, as Debian configures them), with a writable
+The machine is a `systemd-nspawn --boot` container of a cached Debian root file system of
+test_deb_systemd.py (Postfix, Dovecot and nginx installed, as Debian configures them), with a writable
 overlay of its own (so that it survives a reboot) and a network of its own: a veth pair whose
 two ends get BOX_IP (the relay) and HOST_IP (this machine), reachable from nowhere else. From
 this machine, outside the container, real Delta Chat cores log in with `chatmail-relay invite`
-links and exchange messages both ways; cleartext submission is refused. Then each daemon is
+links and exchange messages both ways; cleartext submission is refused; first logins follow
+the creation rules; a device token set over IMAP METADATA gets a push POST; Dovecot's quota
+warning runs chatmail-expire; the web face answers. Then each daemon is
 restarted and the container rebooted: accounts and mail are still there. A second `setup`
 changes nothing. `dpkg --purge` leaves mailboxes and configuration.
 
-Twice: an IP-only relay (`mail_domain` = BOX_IP, self-signed certificate) and a relay with a
-domain (`chat.test`: DKIM key made by setup, certificate by ACME from Debian's `pebble`, which
-runs with `pebble-challtestsrv` as its DNS inside the container's network namespace, every name
-resolving to the container itself, so that `setup` answers the HTTP-01 challenges on its port
-80). Needs what test_deb_systemd.py needs, and pebble; skips without them.
+Three times: on Debian 12, an IP-only relay (`mail_domain` = BOX_IP, self-signed certificate)
+and a relay with a domain (`chat.test`: DKIM key made by setup, certificate by ACME from
+Debian's `pebble`, which runs with `pebble-challtestsrv` as its DNS inside the container's
+network namespace, every name resolving to the container itself, so that `setup` answers the
+HTTP-01 challenges on its port 80); on Debian 13 (Dovecot 2.4, Postfix 3.10, nginx 1.26), an
+IP-only relay. Needs what test_deb_systemd.py needs, and pebble; skips without them.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import imaplib
 import json
@@ -43,6 +47,7 @@ from test_deb_systemd import (  # noqa: F401 - pytestmark: the same skips and ti
     ROOTFS, Container, build_rootfs, nspawn, pytestmark, remove_cgroups,
 )
 from test_milter import encrypted_message, plain_message
+from test_push import Gateway, set_metadata, set_notification_url
 
 MACHINE = "cm-deploy"
 HOST_IP = "10.213.77.1"
@@ -68,7 +73,7 @@ def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 class Server(Container):
-    """A Debian 12 server in a container, its root an overlay of the cached root file system
+    """A Debian server in a container, its root an overlay of a cached root file system
     (`sh` and `show` as test_deb_systemd's container; booted and powered off its own way).
 
     Its network: a veth pair whose two ends get `address` (the server) and HOST_IP (this
@@ -78,7 +83,7 @@ class Server(Container):
 
     def __init__(self, deb_dir: Path, machine: str = MACHINE, work: Path = WORK,
                  address: str = BOX_IP, bridge: str | None = None,
-                 address6: str | None = None):
+                 address6: str | None = None, rootfs: Path = ROOTFS):
         self.deb_dir = deb_dir
         self.machine = machine
         self.work = work
@@ -93,7 +98,7 @@ class Server(Container):
         for d in ["upper", "work", "root"]:
             (work / d).mkdir(parents=True)
         run("mount", "-t", "overlay", "overlay", "-o",
-            f"lowerdir={ROOTFS},upperdir={work}/upper,workdir={work}/work", str(self.root))
+            f"lowerdir={rootfs},upperdir={work}/upper,workdir={work}/work", str(self.root))
 
     def boot(self) -> None:
         network = ([f"--network-bridge={self.bridge}", "--resolv-conf=off"] if self.bridge
@@ -234,15 +239,17 @@ def smtp(port: int = 587) -> smtplib.SMTP:
     return s
 
 
-@pytest.fixture(scope="module", params=[BOX_IP, DOMAIN], ids=["ip-only", "acme"])
+@pytest.fixture(scope="module", params=[("bookworm", BOX_IP), ("bookworm", DOMAIN),
+                                        ("trixie", BOX_IP)],
+                ids=["ip-only", "acme", "trixie-ip-only"])
 def server(request, deb):  # noqa: F811
-    domain = request.param
+    suite, domain = request.param
     acme = domain == DOMAIN
     if acme and not shutil.which("pebble"):
         pytest.skip("needs pebble (apt-get install pebble)")
     started = time.monotonic()
-    build_rootfs()
-    box = Server(deb.parent)
+    box = Server(deb.parent, rootfs=build_rootfs(suite))
+    box.suite = suite
     pebble = None
     try:
         box.boot()
@@ -263,7 +270,7 @@ def server(request, deb):  # noqa: F811
         if pebble is not None:
             pebble.stop()
         box.destroy()
-        print(f"\ndeploy ({domain}): {time.monotonic() - started:.0f} s")
+        print(f"\ndeploy ({suite}, {domain}): {time.monotonic() - started:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -468,6 +475,133 @@ def test_cleartext_submission_is_refused(server, invite):
         assert e.value.smtp_code == 523
     finally:
         s.quit()
+
+
+def imap_login(addr: str, password: str) -> bool:
+    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+    try:
+        imap.login(addr, password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        try:
+            imap.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+
+def test_first_login_rules(server):
+    """An unknown address with a long enough password is created at its first login (IMAP
+    993 from this machine); a wrong password, a short password or /etc/chatmail-nocreate
+    creates nothing; ten parallel first logins of one address make one account."""
+    domain = server.domain if server.domain == DOMAIN else f"[{BOX_IP}]"
+    mailboxes = server.sh("chatmail-relay get mailboxes_dir").strip()
+
+    def fresh() -> str:
+        return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(9))
+
+    def exists(addr: str) -> bool:
+        return server.sh(f"test -f '{mailboxes}/{addr}/password' && echo yes", check=False).strip() == "yes"
+
+    addr = f"{fresh()}@{domain}"
+    assert imap_login(addr, "a long password 1")
+    assert exists(addr)
+    assert not imap_login(addr, "another long password")
+    assert imap_login(addr, "a long password 1")
+    short = f"{fresh()}@{domain}"
+    assert not imap_login(short, "short")
+    assert not exists(short)
+    server.sh("touch /etc/chatmail-nocreate")
+    try:
+        closed = f"{fresh()}@{domain}"
+        assert not imap_login(closed, "a long password 2")
+        assert not exists(closed)
+        assert imap_login(addr, "a long password 1"), "existing accounts still log in"
+    finally:
+        server.sh("rm -f /etc/chatmail-nocreate")
+    racing = f"{fresh()}@{domain}"
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: imap_login(racing, "a long password 3"), range(10)))
+    assert all(results), results
+    assert server.sh(f"ls -A '{mailboxes}/{racing}' | grep -c '^password$'").strip() == "1"
+
+
+def test_metadata_token_gets_a_push_on_new_mail(server, invite):
+    """A device token set with SETMETADATA over IMAP is POSTed to the push gateway (a
+    stand-in on this machine) when mail arrives."""
+    gateway = Gateway(host=HOST_IP)
+    ini = server.sh("cat /etc/chatmail/chatmail.ini")
+    try:
+        server.sh(f"cat > /etc/chatmail/chatmail.ini <<'EOF'\n{set_notification_url(ini, gateway.url)}EOF")
+        server.sh("chatmail-relay setup")
+        addr, password = link_credentials(invite())
+        sender, sender_password = link_credentials(invite())
+        imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+        imap.login(addr, password)
+        token = "dctest-" + secrets.token_hex(8)
+        set_metadata(imap, "INBOX", "/private/devicetoken", token)
+        imap.logout()
+        s = smtp()
+        try:
+            s.login(sender, sender_password)
+            assert s.sendmail(sender, [addr], encrypted_message(sender, addr).encode()) == {}
+        finally:
+            s.quit()
+        gateway.wait_posts(token, 1, timeout=60)
+    finally:
+        server.sh(f"cat > /etc/chatmail/chatmail.ini <<'EOF'\n{ini}EOF")
+        server.sh("chatmail-relay setup")
+        gateway.close()
+
+
+def test_quota_warning_runs_chatmail_expire(server, invite):
+    """Dovecot's quota warning (75 %) runs `chatmail-expire quota` as the package installs it,
+    which trims the mailbox under 70 %, oldest first (message files placed with their sizes in
+    their names, as test_expire.py does on the local relay)."""
+    addr, password = link_credentials(invite())
+    sender, sender_password = link_credentials(invite())
+    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+    imap.login(addr, password)
+    imap.logout()
+    limit = 500 << 20  # max_mailbox_size's default
+    warn, target = limit * 75 // 100, limit * 70 // 100
+    maildir = server.root / server.sh("chatmail-relay get mailboxes_dir").strip().lstrip("/") / addr
+    uid, gid = (int(x) for x in server.sh("id -u vmail; id -g vmail").split())
+    (maildir / "cur").mkdir(parents=True, exist_ok=True)
+    os.chown(maildir / "cur", uid, gid)
+    now = int(time.time())
+
+    def place(n: int, when: int, size: int) -> Path:
+        path = maildir / "cur" / f"{when}.M{n}P1.deploy,S={size},W={size + 40}:2,S"
+        path.write_bytes(f"Subject: placed {n}\r\n\r\nplaced\r\n".encode())
+        os.utime(path, (when, when))
+        os.chown(path, uid, gid)
+        return path
+
+    old_size = limit * 35 // 1000
+    olds = [place(k, now - (k + 2) * 86400, old_size) for k in range(6)]
+    fresh = place(9, now - 3600, warn - 1000 - 6 * old_size)
+    (maildir / "maildirsize").unlink(missing_ok=True)
+    server.sh(f"doveadm quota recalc -u '{addr}'")
+
+    def storage() -> int:
+        out = server.sh(f"doveadm quota get -u '{addr}'")
+        line = next(l for l in out.splitlines() if "STORAGE" in l.split())
+        fields = line.split()
+        return int(fields[fields.index("STORAGE") + 1]) * 1024
+
+    assert warn - 4096 < storage() <= warn
+    s = smtp()
+    try:
+        s.login(sender, sender_password)
+        assert s.sendmail(sender, [addr], encrypted_message(sender, addr, size=3000).encode()) == {}
+    finally:
+        s.quit()
+    wait_for(lambda: storage() <= target, timeout=60, interval=0.5,
+             what="the mailbox trimmed under 70 %")
+    assert not olds[5].exists() and not olds[4].exists() and all(p.exists() for p in olds[:4])
+    assert fresh.exists()
 
 
 def test_setup_again_changes_nothing(server):

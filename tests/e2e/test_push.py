@@ -46,11 +46,11 @@ imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
 
 class Gateway:
-    """An HTTP push gateway stand-in on 127.0.0.1: records every POST body (the device token)
-    and answers with what `respond(token, nth)` returns: a status code, or "hang" (no answer
-    until the test ends)."""
+    """An HTTP push gateway stand-in on `host` (127.0.0.1): records every POST body (the device
+    token) and answers with what `respond(token, nth)` returns: a status code, or "hang" (no
+    answer until the test ends)."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.hits: list[tuple[str, float]] = []
         self.lock = threading.Lock()
         self.respond = lambda token, nth: 200
@@ -77,9 +77,9 @@ class Gateway:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/notify"
+        self.url = f"http://{host}:{self.server.server_address[1]}/notify"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

@@ -89,7 +89,9 @@ impl<'h, H: Handler> Connection<'h, H> {
         let conn = self.session.conn;
         match cmd {
             Command::Hello { major, dict, .. } => {
-                if major != 3 {
+                // 3: Dovecot 2.3; 4: Dovecot 2.4 (BEGIN gains an expiry field, ignored;
+                // keys and replies are the same).
+                if !(3..=4).contains(&major) {
                     tracing::warn!(conn, major, "unexpected dict protocol major version");
                 }
                 tracing::debug!(conn, dict, "dict client hello");
