@@ -1,9 +1,16 @@
 //! Lookup and account-creation throughput of `chatmail-doveauth` over its real socket, next to
 //! a trivial dict server answering a constant (the IPC floor), measured in the same run.
 //!
+//! Two client models, each with one request in flight per connection:
+//!
+//! * threads: a blocking thread per connection;
+//! * event loop: one thread driving all connections with epoll, as a Dovecot process's ioloop
+//!   does with its dict connections.
+//!
 //! `cargo bench -p chatmail-doveauth`. Environment: `BENCH_SECONDS` (measured time per server
 //! and connection count, default 10), `BENCH_SLICE_MS` (the servers take turns in slices this
-//! long, default 250), `BENCH_CONNS` (default `1,8,64`).
+//! long, default 250), `BENCH_CONNS` (default `1,8,64`), `BENCH_CLIENTS` (`threads`,
+//! `event-loop` or both, the default).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -15,6 +22,10 @@ use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "bench.example.org";
 const ACCOUNTS: usize = 1000;
+/// The password of every benchmark account.
+const PASSWORD: &str = "benchmark-password";
+/// The hello line of Dovecot's auth dict connections.
+const HELLO: &[u8] = b"H3\t2\t0\t\tauth\n";
 const FLOOR_ENV: &str = "DOVEAUTH_BENCH_FLOOR_SOCKET";
 const ASYNC_FLOOR_ENV: &str = "DOVEAUTH_BENCH_ASYNC_FLOOR_SOCKET";
 
@@ -35,7 +46,7 @@ fn main() {
     let duration = Duration::from_secs_f64(seconds);
     let dir = tempfile::tempdir().unwrap();
     let mailboxes = dir.path().join("vmail");
-    let hash = chatmail_doveauth::password::hash("benchmark-password").unwrap();
+    let hash = chatmail_doveauth::password::hash(PASSWORD).unwrap();
     let users: Vec<String> = (0..ACCOUNTS)
         .map(|i| format!("bench{i:04}@{DOMAIN}"))
         .collect();
@@ -70,54 +81,30 @@ fn main() {
             .unwrap_or(250),
     );
     warm_up(&auth, &users);
-    println!(
-        "Lookups of existing accounts ({ACCOUNTS} accounts): each server measured for {seconds} s \
-         in slices of {} ms taking turns, connections held open; ratios against the floor",
-        slice.as_millis()
-    );
-    println!(
-        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>11} {:>6}",
-        "conns",
-        "server",
-        "req/s",
-        "p50µs",
-        "p99µs",
-        "cpuµs",
-        "usrµs",
-        "rate",
-        "p99 (range)",
-        "cpu"
-    );
     let conn_counts: Vec<usize> = std::env::var("BENCH_CONNS")
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 8, 64]);
+    let models: Vec<ClientModel> = match std::env::var("BENCH_CLIENTS").ok().as_deref() {
+        Some("threads") => vec![ClientModel::Threads],
+        Some("event-loop") => vec![ClientModel::EventLoop],
+        _ => vec![ClientModel::Threads, ClientModel::EventLoop],
+    };
+    println!(
+        "Lookups of existing accounts ({ACCOUNTS} accounts): each server measured for {seconds} s \
+         in slices of {} ms taking turns, connections held open; ratios against the floor and \
+         against the tokio dict server",
+        slice.as_millis()
+    );
     let list: Vec<&Server> = servers.iter().map(|(_, s)| *s).collect();
-    for conns in conn_counts {
-        let stats = measure(&list, conns, duration, slice, &users);
-        let floor = &stats[0];
-        for ((name, _), s) in servers.iter().zip(&stats) {
-            // p99 ratio per block of slices: how much it moves within the run
-            let blocks: Vec<f64> = s
-                .block_p99
-                .iter()
-                .zip(&floor.block_p99)
-                .map(|(a, b)| a / b)
-                .collect();
-            let lo = blocks.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = blocks.iter().copied().fold(0.0, f64::max);
-            println!(
-                "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} {:>7.1} | {:>6.2} {:>4.2} {:>6} {:>6.2}",
-                s.rate,
-                s.p50,
-                s.p99,
-                s.cpu_us,
-                s.user_us,
-                s.rate / floor.rate,
-                s.p99 / floor.p99,
-                format!("{lo:.1}–{hi:.1}"),
-                s.cpu_us / floor.cpu_us,
-            );
+    for model in models {
+        println!("client: {}", model.describe());
+        print_header();
+        for &conns in &conn_counts {
+            let stats = measure(model, &list, conns, duration, slice, &users);
+            for ((name, _), s) in servers.iter().zip(&stats) {
+                print_row(conns, name, s, &stats[0], &stats[1]);
+            }
         }
     }
     println!("(cpuµs: server CPU time per request, user + system; usrµs: of which user)");
@@ -144,6 +131,71 @@ fn main() {
             rate / hash_rate
         );
     }
+}
+
+/// How the benchmark's client drives its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientModel {
+    /// A blocking thread per connection.
+    Threads,
+    /// One thread with an epoll loop over all connections.
+    EventLoop,
+}
+
+impl ClientModel {
+    fn describe(self) -> &'static str {
+        match self {
+            ClientModel::Threads => "threads (one blocking thread per connection)",
+            ClientModel::EventLoop => {
+                "event loop (one thread, epoll over all connections, as Dovecot's ioloop)"
+            }
+        }
+    }
+}
+
+fn print_header() {
+    println!(
+        "{:>5} {:<22} | {:>9} {:>7} {:>7} {:>7} {:>7} | {:>6} {:>11} {:>6} | {:>6} {:>6}",
+        "conns",
+        "server",
+        "req/s",
+        "p50µs",
+        "p99µs",
+        "cpuµs",
+        "usrµs",
+        "rate",
+        "p99 (range)",
+        "cpu",
+        "rate/t",
+        "p99/t"
+    );
+}
+
+/// One server's row: its figures, ratios against the floor (with the p99 ratio's range over
+/// the blocks of slices) and against the tokio dict server.
+fn print_row(conns: usize, name: &str, s: &Stats, floor: &Stats, tokio: &Stats) {
+    let blocks: Vec<f64> = s
+        .block_p99
+        .iter()
+        .zip(&floor.block_p99)
+        .map(|(a, b)| a / b)
+        .collect();
+    let lo = blocks.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = blocks.iter().copied().fold(0.0, f64::max);
+    println!(
+        "{conns:>5} {name:<22} | {:>9.0} {:>7.0} {:>7.0} {:>7.1} {:>7.1} | {:>6.2} {:>4.2} {:>6} {:>6.2} | {:>6.2} {:>6.2}",
+        s.rate,
+        s.p50,
+        s.p99,
+        s.cpu_us,
+        s.user_us,
+        s.rate / floor.rate,
+        s.p99 / floor.p99,
+        format!("{lo:.1}–{hi:.1}"),
+        s.cpu_us / floor.cpu_us,
+        s.rate / tokio.rate,
+        s.p99 / tokio.p99,
+    );
 }
 
 /// Starts chatmail-doveauth with its mailboxes in `dir`.
@@ -178,7 +230,7 @@ fn hash_rate(cores: usize) -> f64 {
         for _ in 0..cores {
             s.spawn(|| {
                 for _ in 0..n / cores {
-                    chatmail_doveauth::password::hash("benchmark-password").unwrap();
+                    chatmail_doveauth::password::hash(PASSWORD).unwrap();
                 }
             });
         }
@@ -197,13 +249,13 @@ fn creation_rate(auth: &Server) -> f64 {
     std::thread::scope(|s| {
         for _ in 0..CREATE_CONNS {
             s.spawn(|| {
-                let mut c = Client::connect(&auth.socket);
+                let mut c = Conn::connect(&auth.socket);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= n_new {
                         break;
                     }
-                    let reply = c.passdb(&format!("new{i:05}@{DOMAIN}"), "benchmark-password");
+                    let reply = c.passdb(&format!("new{i:05}@{DOMAIN}"), PASSWORD);
                     assert!(reply.starts_with('O'), "{reply}");
                 }
             });
@@ -239,26 +291,27 @@ impl Drop for Server {
     }
 }
 
-struct Client {
+/// A blocking connection.
+struct Conn {
     stream: UnixStream,
     reader: BufReader<UnixStream>,
     line: String,
 }
 
-impl Client {
-    fn connect(socket: &Path) -> Client {
+impl Conn {
+    fn connect(socket: &Path) -> Conn {
         let stream = UnixStream::connect(socket).unwrap();
-        let mut c = Client {
+        let mut c = Conn {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
             line: String::new(),
         };
-        c.stream.write_all(b"H3\t2\t0\t\tauth\n").unwrap();
+        c.stream.write_all(HELLO).unwrap();
         c
     }
 
     fn passdb(&mut self, user: &str, password: &str) -> &str {
-        let req = format!("Lshared/passdb/{password}\"{user}\t{user}\n");
+        let req = passdb_request(user, password);
         self.stream.write_all(req.as_bytes()).unwrap();
         self.line.clear();
         self.reader.read_line(&mut self.line).unwrap();
@@ -300,9 +353,9 @@ fn warm_up(server: &Server, users: &[String]) {
     std::thread::scope(|s| {
         for chunk in users.chunks(users.len().div_ceil(8)) {
             s.spawn(move || {
-                let mut c = Client::connect(&server.socket);
+                let mut c = Conn::connect(&server.socket);
                 for user in chunk {
-                    let reply = c.passdb(user, "benchmark-password");
+                    let reply = c.passdb(user, PASSWORD);
                     assert!(reply.starts_with('O'), "{reply}");
                 }
             });
@@ -357,6 +410,7 @@ impl Turn {
 /// measured for `duration`, so that the machine's slow drifts (this is a shared VM) hit
 /// every server alike instead of one server's whole measurement.
 fn measure(
+    model: ClientModel,
     servers: &[&Server],
     conns: usize,
     duration: Duration,
@@ -380,10 +434,21 @@ fn measure(
             .iter()
             .enumerate()
             .map(|(si, server)| {
-                let (turn, end) = (&turn, &end);
-                (0..conns)
-                    .map(|t| s.spawn(move || client_loop(server, si, t, turn, end, users)))
-                    .collect()
+                let client = Client {
+                    server,
+                    si,
+                    turn: &turn,
+                    end: &end,
+                    users,
+                };
+                match model {
+                    ClientModel::Threads => (0..conns)
+                        .map(|t| s.spawn(move || thread_client::run(&client, t)))
+                        .collect(),
+                    ClientModel::EventLoop => {
+                        vec![s.spawn(move || event_loop_client::run(&client, conns))]
+                    }
+                }
             })
             .collect();
         for (si, _) in servers.iter().enumerate() {
@@ -439,37 +504,186 @@ fn measure(
 /// The slice being recorded, for the block statistics.
 static SLICE_NO: AtomicUsize = AtomicUsize::new(0);
 
-/// One client connection: runs while it is its server's turn, records the latency (µs) of
-/// the requests that started in a recording window, with the slice number.
-fn client_loop(
-    server: &Server,
+/// What a client (of either model) of one server needs.
+#[derive(Clone, Copy)]
+struct Client<'a> {
+    server: &'a Server,
+    /// The server's index, for [`Turn`].
     si: usize,
-    t: usize,
-    turn: &Turn,
-    end: &AtomicBool,
-    users: &[String],
-) -> Vec<(usize, u32)> {
-    let mut c = Client::connect(&server.socket);
-    let mut lat = Vec::with_capacity(100_000);
-    let mut i = t * 7919;
-    while turn.wait_for(si, end) {
-        loop {
-            let (now, record) = turn.get();
-            if now != si {
-                break;
-            }
-            let n = SLICE_NO.load(Ordering::SeqCst);
-            let user = &users[i % users.len()];
-            i += 1;
-            let t0 = Instant::now();
-            let reply = c.passdb(user, "benchmark-password");
-            assert!(reply.starts_with('O'), "{reply}");
-            if record {
-                lat.push((n, t0.elapsed().as_micros() as u32));
+    turn: &'a Turn,
+    end: &'a AtomicBool,
+    users: &'a [String],
+}
+
+/// The passdb lookup request line for `user`.
+fn passdb_request(user: &str, password: &str) -> String {
+    format!("Lshared/passdb/{password}\"{user}\t{user}\n")
+}
+
+/// A blocking thread per connection, each with one request in flight.
+mod thread_client {
+    use super::*;
+
+    /// One connection on this thread: runs while it is its server's turn, records the latency
+    /// (µs) of the requests that started in a recording window, with the slice number.
+    pub fn run(client: &Client<'_>, t: usize) -> Vec<(usize, u32)> {
+        let Client {
+            server,
+            si,
+            turn,
+            end,
+            users,
+        } = *client;
+        let mut c = Conn::connect(&server.socket);
+        let mut lat = Vec::with_capacity(100_000);
+        let mut i = t * 7919;
+        while turn.wait_for(si, end) {
+            loop {
+                let (now, record) = turn.get();
+                if now != si {
+                    break;
+                }
+                let n = SLICE_NO.load(Ordering::SeqCst);
+                let user = &users[i % users.len()];
+                i += 1;
+                let t0 = Instant::now();
+                let reply = c.passdb(user, PASSWORD);
+                assert!(reply.starts_with('O'), "{reply}");
+                if record {
+                    lat.push((n, t0.elapsed().as_micros() as u32));
+                }
             }
         }
+        lat
     }
-    lat
+}
+
+/// One thread driving all connections with a level-triggered epoll loop, each connection with
+/// one request in flight: what a Dovecot process does with its dict connections (its ioloop
+/// is epoll, and its dict client sends the next lookup on a connection when the reply came).
+mod event_loop_client {
+    use super::*;
+    use rustix::buffer::spare_capacity;
+    use rustix::event::epoll;
+    use std::io::{ErrorKind, Read};
+
+    /// One non-blocking connection and its request in flight.
+    struct Conn {
+        stream: UnixStream,
+        /// Bytes of the reply read so far.
+        buf: Vec<u8>,
+        /// When the request in flight was sent, whether it is recorded, and in which slice.
+        sent: Option<(Instant, bool, usize)>,
+        /// Index of the next user to look up.
+        next: usize,
+    }
+
+    impl Conn {
+        fn connect(socket: &Path, t: usize) -> Conn {
+            let mut stream = UnixStream::connect(socket).unwrap();
+            stream.write_all(HELLO).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            Conn {
+                stream,
+                buf: Vec::with_capacity(1024),
+                sent: None,
+                next: t * 7919,
+            }
+        }
+
+        /// Sends the next lookup. A request is far smaller than the socket buffer, which holds
+        /// nothing else: the write completes at once.
+        fn send(&mut self, users: &[String], record: bool) {
+            let user = &users[self.next % users.len()];
+            self.next += 1;
+            let slice = SLICE_NO.load(Ordering::SeqCst);
+            let t0 = Instant::now();
+            self.stream
+                .write_all(passdb_request(user, PASSWORD).as_bytes())
+                .unwrap();
+            self.sent = Some((t0, record, slice));
+        }
+
+        /// Reads what arrived; the latency of the request in flight once its reply is complete
+        /// (`Some(None)` if it is not recorded), `None` while the reply is incomplete.
+        fn receive(&mut self) -> Option<Option<(usize, u32)>> {
+            let mut chunk = [0u8; 1024];
+            loop {
+                match self.stream.read(&mut chunk) {
+                    Ok(0) => panic!("server closed the connection"),
+                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            if self.buf.last() != Some(&b'\n') {
+                return None;
+            }
+            let (t0, record, slice) = self.sent.take().expect("a reply without a request");
+            let latency = t0.elapsed().as_micros() as u32;
+            assert!(
+                self.buf.starts_with(b"O"),
+                "{}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            assert_eq!(self.buf.iter().filter(|&&b| b == b'\n').count(), 1);
+            self.buf.clear();
+            Some(record.then_some((slice, latency)))
+        }
+    }
+
+    /// `conns` connections on this thread: while it is its server's turn, every connection
+    /// sends its next lookup as soon as its reply came; at the end of a turn the requests in
+    /// flight are answered before the loop waits for the next turn.
+    pub fn run(client: &Client<'_>, conns: usize) -> Vec<(usize, u32)> {
+        let Client {
+            server,
+            si,
+            turn,
+            end,
+            users,
+        } = *client;
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC).unwrap();
+        let mut conns: Vec<Conn> = (0..conns)
+            .map(|t| Conn::connect(&server.socket, t))
+            .collect();
+        for (i, c) in conns.iter().enumerate() {
+            let data = epoll::EventData::new_u64(i as u64);
+            epoll::add(&epoll, &c.stream, data, epoll::EventFlags::IN).unwrap();
+        }
+        let mut events = Vec::with_capacity(conns.len());
+        let mut lat = Vec::with_capacity(1_000_000);
+        while turn.wait_for(si, end) {
+            let record = turn.get().1;
+            for c in &mut conns {
+                c.send(users, record);
+            }
+            let mut in_flight = conns.len();
+            while in_flight > 0 {
+                events.clear();
+                match epoll::wait(&epoll, spare_capacity(&mut events), None) {
+                    Ok(_) => {}
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => panic!("epoll_wait: {e}"),
+                }
+                for event in &events {
+                    let c = &mut conns[event.data.u64() as usize];
+                    let Some(latency) = c.receive() else {
+                        continue;
+                    };
+                    lat.extend(latency);
+                    let (now, record) = turn.get();
+                    if now == si {
+                        c.send(users, record);
+                    } else {
+                        in_flight -= 1;
+                    }
+                }
+            }
+        }
+        lat
+    }
 }
 
 fn percentile(v: &mut [u32], p: f64) -> f64 {
