@@ -144,14 +144,15 @@ def tls_context(minimum: ssl.TLSVersion | None = None, maximum: ssl.TLSVersion |
     return ctx
 
 
-def imap_connect(port: int = IMAP_PORT, ctx: ssl.SSLContext | None = None) -> imaplib.IMAP4:
+def imap_connect(port: int = IMAP_PORT, ctx: ssl.SSLContext | None = None,
+                 host: str = HOST) -> imaplib.IMAP4:
     """IMAP over implicit TLS (993) or STARTTLS (143)."""
     ctx = ctx or tls_context()
     if port == IMAP_STARTTLS_PORT:
-        imap = imaplib.IMAP4(HOST, port, timeout=TIMEOUT)
+        imap = imaplib.IMAP4(host, port, timeout=TIMEOUT)
         imap.starttls(ssl_context=ctx)
         return imap
-    return imaplib.IMAP4_SSL(HOST, port, ssl_context=ctx, timeout=TIMEOUT)
+    return imaplib.IMAP4_SSL(host, port, ssl_context=ctx, timeout=TIMEOUT)
 
 
 def smtp_connect(port: int = SMTPS_PORT, ctx: ssl.SSLContext | None = None) -> smtplib.SMTP:
@@ -164,8 +165,8 @@ def smtp_connect(port: int = SMTPS_PORT, ctx: ssl.SSLContext | None = None) -> s
     return smtp
 
 
-def imap_login_ok(addr: str, password: str, port: int = IMAP_PORT) -> bool:
-    imap = imap_connect(port)
+def imap_login_ok(addr: str, password: str, port: int = IMAP_PORT, host: str = HOST) -> bool:
+    imap = imap_connect(port, host=host)
     try:
         imap.login(addr, password)
     except imaplib.IMAP4.error:

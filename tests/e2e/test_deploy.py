@@ -41,7 +41,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from relaytest import tls_context, wait_for
+from relaytest import imap_login_ok, tls_context, wait_for
 from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
 from test_deb_systemd import (  # noqa: F401 - pytestmark: the same skips and timeout
     ROOTFS, Container, build_rootfs, nspawn, pytestmark, remove_cgroups,
@@ -478,17 +478,7 @@ def test_cleartext_submission_is_refused(server, invite):
 
 
 def imap_login(addr: str, password: str) -> bool:
-    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
-    try:
-        imap.login(addr, password)
-        return True
-    except imaplib.IMAP4.error:
-        return False
-    finally:
-        try:
-            imap.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
+    return imap_login_ok(addr, password, host=BOX_IP)
 
 
 def test_first_login_rules(server):
