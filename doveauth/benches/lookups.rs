@@ -10,7 +10,10 @@
 //! `cargo bench -p chatmail-doveauth`. Environment: `BENCH_SECONDS` (measured time per server
 //! and connection count, default 10), `BENCH_SLICE_MS` (the servers take turns in slices this
 //! long, default 250), `BENCH_CONNS` (default `1,8,64`), `BENCH_CLIENTS` (`threads`,
-//! `event-loop` or both, the default).
+//! `event-loop` or both, the default), `BENCH_RECONNECT=1` (thread clients open a new
+//! connection for every request: the worst case of a client that does not keep its
+//! connection), `BENCH_DOVEAUTH_ALT=PATH` (also measure another chatmail-doveauth binary, e.g.
+//! a build of another commit, as one more server of the same run).
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -69,11 +72,23 @@ fn main() {
     );
 
     // warm up: every account once
-    let servers = [
+    let alt = std::env::var_os("BENCH_DOVEAUTH_ALT").map(|bin| {
+        let alt_dir = dir.path().join("alt");
+        std::fs::create_dir_all(&alt_dir).unwrap();
+        std::os::unix::fs::symlink(&mailboxes, alt_dir.join("vmail")).unwrap();
+        start_doveauth_binary(Path::new(&bin), &alt_dir)
+    });
+    let mut servers = vec![
         ("floor (threads, const)", &floor),
         ("tokio dict, const", &async_floor),
         ("chatmail-doveauth", &auth),
     ];
+    if let Some(alt) = &alt {
+        warm_up(alt, &users);
+        servers.push(("doveauth (ALT binary)", alt));
+    }
+    let reconnect = std::env::var("BENCH_RECONNECT").is_ok_and(|v| v == "1");
+    RECONNECT.store(reconnect, Ordering::SeqCst);
     let slice = Duration::from_millis(
         std::env::var("BENCH_SLICE_MS")
             .ok()
@@ -96,6 +111,9 @@ fn main() {
          against the tokio dict server",
         slice.as_millis()
     );
+    if reconnect {
+        println!("thread clients reconnect for every request (BENCH_RECONNECT=1)");
+    }
     let list: Vec<&Server> = servers.iter().map(|(_, s)| *s).collect();
     for model in models {
         println!("client: {}", model.describe());
@@ -109,7 +127,7 @@ fn main() {
     }
     println!("(cpuµs: server CPU time per request, user + system; usrµs: of which user)");
 
-    drop((auth, floor, async_floor));
+    drop((auth, floor, async_floor, alt));
 
     // First logins: creation rate versus the SHA512-CRYPT rate on all cores, with the
     // mailboxes on the temporary directory's file system and on tmpfs (no disk).
@@ -200,6 +218,11 @@ fn print_row(conns: usize, name: &str, s: &Stats, floor: &Stats, tokio: &Stats) 
 
 /// Starts chatmail-doveauth with its mailboxes in `dir`.
 fn start_doveauth(dir: &Path) -> Server {
+    start_doveauth_binary(Path::new(env!("CARGO_BIN_EXE_chatmail-doveauth")), dir)
+}
+
+/// Starts the chatmail-doveauth binary `bin` with its mailboxes in `dir`.
+fn start_doveauth_binary(bin: &Path, dir: &Path) -> Server {
     let config = dir.join("chatmail.ini");
     std::fs::write(
         &config,
@@ -212,7 +235,7 @@ fn start_doveauth(dir: &Path) -> Server {
     .unwrap();
     let socket = dir.join("doveauth.sock");
     Server::start(
-        Command::new(env!("CARGO_BIN_EXE_chatmail-doveauth"))
+        Command::new(bin)
             .arg("--config")
             .arg(&config)
             .arg("--socket")
@@ -503,6 +526,8 @@ fn measure(
 
 /// The slice being recorded, for the block statistics.
 static SLICE_NO: AtomicUsize = AtomicUsize::new(0);
+/// Thread clients open a new connection for every request (`BENCH_RECONNECT=1`).
+static RECONNECT: AtomicBool = AtomicBool::new(false);
 
 /// What a client (of either model) of one server needs.
 #[derive(Clone, Copy)]
@@ -547,6 +572,9 @@ mod thread_client {
                 let user = &users[i % users.len()];
                 i += 1;
                 let t0 = Instant::now();
+                if RECONNECT.load(Ordering::Relaxed) {
+                    c = Conn::connect(&server.socket);
+                }
                 let reply = c.passdb(user, PASSWORD);
                 assert!(reply.starts_with('O'), "{reply}");
                 if record {

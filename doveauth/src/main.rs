@@ -52,13 +52,7 @@ async fn run(args: Args, config: Config) -> std::io::Result<()> {
     tracing::info!(socket = %args.socket.display(), "serving Dovecot auth and last-login dicts");
     let shutdown = daemon::shutdown_signal();
     daemon::notify_ready();
-    // Auth workers send one lookup at a time and every login waits for it: their connections
-    // get a thread each. Last-login connections stay on the event loop.
-    let options = dict::Options {
-        threaded_dicts: vec!["auth".into()],
-        ..dict::Options::default()
-    };
-    dict::serve_with(listener, Arc::new(handler), shutdown, options).await?;
+    dict::serve(listener, Arc::new(handler), shutdown).await?;
     daemon::notify_stopping();
     Ok(())
 }

@@ -1,5 +1,4 @@
-//! Reading LF-terminated request lines of at most [`MAX_LINE`] bytes, from async and from
-//! blocking readers.
+//! Reading LF-terminated request lines of at most [`MAX_LINE`] bytes.
 
 use std::io;
 
@@ -19,7 +18,7 @@ pub(super) enum Line {
 
 /// Appends `available` to `buf` up to the first LF (which is left out). Returns how many bytes
 /// of `available` were used, and what the line is if it ended or got too long.
-pub(super) fn append(available: &[u8], buf: &mut Vec<u8>) -> (usize, Option<Line>) {
+fn append(available: &[u8], buf: &mut Vec<u8>) -> (usize, Option<Line>) {
     let (line, used) = match memchr::memchr(b'\n', available) {
         Some(pos) => (&available[..pos], pos + 1),
         None => (available, available.len()),
@@ -52,25 +51,6 @@ pub(super) async fn read_line<R: AsyncBufRead + Unpin>(
             return Ok(line);
         }
     }
-}
-
-/// [`read_line`] for blocking readers.
-pub(super) fn read_line_blocking<R: std::io::BufRead>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-) -> io::Result<Line> {
-    use std::io::{BufRead, Read};
-    let limit = (MAX_LINE + 1).saturating_sub(buf.len()) as u64;
-    reader.by_ref().take(limit).read_until(b'\n', buf)?;
-    if buf.last() != Some(&b'\n') {
-        return Ok(if buf.len() > MAX_LINE {
-            Line::TooLong
-        } else {
-            Line::Eof
-        });
-    }
-    buf.pop();
-    Ok(Line::Complete)
 }
 
 /// Logs that a connection is closed for an overlong line.

@@ -5,9 +5,11 @@
 //! replies are written in order; a commit is a barrier: it runs after every earlier request
 //! has been answered and before any later one starts, so a lookup sees earlier writes.
 //!
-//! Connections of dicts named in [`Options::threaded_dicts`] are served on a thread of their
-//! own with blocking I/O ([`super::threads`]); all others on the event loop
-//! ([`super::event_loop`]).
+//! Every connection is a task on the tokio event loop ([`super::event_loop`]). Auth
+//! connections once had a thread each with blocking I/O; measured with both client models
+//! (a thread per connection, and one epoll loop over all of them as Dovecot's ioloop) and
+//! with clients that reconnect at every request, the event loop was as fast or faster
+//! (`cargo bench -p chatmail-doveauth`, README).
 
 use std::future::Future;
 use std::io;
@@ -15,39 +17,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::UnixListener;
+use tokio::sync::Semaphore;
 
 use super::event_loop;
 use super::handler::Handler;
-use super::threads::Threads;
 
 /// Concurrent connections; further ones wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 16_384;
-/// Connections served on threads of their own at most; further ones stay on the event loop.
-const MAX_THREADS: usize = 256;
-
-/// How long a connection that may get a thread of its own has for its hello line.
-pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How [`serve_with`] runs connections.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Dict names (as in the hello line) whose connections get a thread of their own.
-    pub threaded_dicts: Vec<String>,
-    /// A connection on a thread is closed if its hello line is not complete by then, so that
-    /// a client that connects and sends nothing does not hold a thread.
-    pub hello_timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            threaded_dicts: Vec::new(),
-            hello_timeout: HELLO_TIMEOUT,
-        }
-    }
-}
 
 /// Serves connections from `listener` until `shutdown` completes.
 pub async fn serve<H: Handler>(
@@ -55,21 +32,6 @@ pub async fn serve<H: Handler>(
     handler: Arc<H>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    serve_with(listener, handler, shutdown, Options::default()).await
-}
-
-/// [`serve`] with options.
-pub async fn serve_with<H: Handler>(
-    listener: UnixListener,
-    handler: Arc<H>,
-    shutdown: impl Future<Output = ()>,
-    options: Options,
-) -> io::Result<()> {
-    let threads = Arc::new(Threads {
-        dicts: options.threaded_dicts,
-        permits: Arc::new(Semaphore::new(MAX_THREADS)),
-        hello_timeout: options.hello_timeout,
-    });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let counter = AtomicU64::new(0);
     tokio::pin!(shutdown);
@@ -92,34 +54,13 @@ pub async fn serve_with<H: Handler>(
         };
         let conn = counter.fetch_add(1, Ordering::Relaxed);
         let handler = handler.clone();
-        let threads = threads.clone();
         tokio::spawn(async move {
-            if let Err(e) = connection(handler, stream, conn, &threads, permit).await {
+            if let Err(e) = event_loop::serve_new(&*handler, stream, conn).await {
                 tracing::debug!(conn, error = %e, "dict connection ended with an error");
             }
+            drop(permit);
         });
     }
-}
-
-/// Serves one connection. With threaded dicts configured (and a thread free), the connection
-/// goes to a thread of its own at once, which reads the hello and keeps the connection if its
-/// dict is threaded, else hands it back to the event loop. The hello is not read on the event
-/// loop first: a connection that had been read through the event loop kept costing about
-/// twice the floor's kernel time per request after the move (measured with
-/// `cargo bench -p chatmail-doveauth`, reconnecting clients), one never touched by it did not.
-async fn connection<H: Handler>(
-    handler: Arc<H>,
-    stream: UnixStream,
-    conn: u64,
-    threads: &Threads,
-    permit: OwnedSemaphorePermit,
-) -> io::Result<()> {
-    if let Some(thread_permit) = threads.try_acquire() {
-        return threads.spawn(handler, stream, conn, permit, thread_permit);
-    }
-    let result = event_loop::serve_new(&*handler, stream, conn).await;
-    drop(permit);
-    result
 }
 
 #[cfg(test)]
@@ -130,6 +71,7 @@ mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixStream;
 
     /// Looks up `sleep/<ms>` slowly; stores sets; fails everything else.
     #[derive(Default)]
@@ -185,23 +127,6 @@ mod tests {
             listener,
             Arc::new(Test::default()),
             std::future::pending(),
-        ));
-        (dir, path)
-    }
-
-    async fn start_threaded() -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dict.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let options = Options {
-            threaded_dicts: vec!["auth".into()],
-            hello_timeout: Duration::from_millis(300),
-        };
-        tokio::spawn(serve_with(
-            listener,
-            Arc::new(Test::default()),
-            std::future::pending(),
-            options,
         ));
         (dir, path)
     }
@@ -269,65 +194,6 @@ mod tests {
         assert_eq!(exchange(&path, b"Lmissing\tu\n").await, "N\n");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn threaded_connections_answer_like_event_loop_ones() {
-        let (_d, path) = start_threaded().await;
-        // Requests that arrive with the hello, one of them cut in two writes.
-        let mut s = UnixStream::connect(&path).await.unwrap();
-        s.write_all(b"H3\t2\t0\t\tauth\nLsleep/30\tu1\nB1\tbob\nS1\tk\tv\nC1\nLk\tu\nLmis")
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        s.write_all(b"sing\tu\nI0\t0\tp/\tu\n").await.unwrap();
-        s.shutdown().await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert_eq!(out, "O30:u1:auth\nO1\nOv/bob\nN\nOp/a\t1\nOp/b\t\n\n");
-
-        // an overlong line closes the connection; the next connection is served
-        let mut long = b"H3\t2\t0\t\tauth\n".to_vec();
-        long.extend(vec![b'L'; MAX_LINE + 10]);
-        long.push(b'\n');
-        assert_eq!(exchange(&path, &long).await, "");
-        assert_eq!(
-            exchange(&path, b"H3\t2\t0\t\tauth\nLmissing\tu\n").await,
-            "N\n"
-        );
-        // other dicts go back to the event loop with what came with the hello, a partial
-        // line included; replies stay in request order
-        let mut s = UnixStream::connect(&path).await.unwrap();
-        s.write_all(b"H3\t2\t0\t\tlastlogin\nLsleep/40\tu\nLsleep/1\tv\nLmis")
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        s.write_all(b"sing\tu\nB1\tbob\nS1\tk\tv\nC1\nLk\tu\n")
-            .await
-            .unwrap();
-        s.shutdown().await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        assert_eq!(out, "O40:u:lastlogin\nO1:v:lastlogin\nN\nO1\nOv/bob\n");
-
-        // no hello at all, or an overlong one: closed, and the server goes on
-        assert_eq!(exchange(&path, b"").await, "");
-        assert_eq!(exchange(&path, &vec![b'H'; MAX_LINE + 10]).await, "");
-        assert_eq!(
-            exchange(&path, b"H3\t2\t0\t\tauth\nLsleep/1\tu\n").await,
-            "O1:u:auth\n"
-        );
-    }
-
-    /// The hellos that get a connection served on the event loop (none) and on a thread.
-    const EXECUTORS: [&str; 2] = ["", "H3\t2\t0\t\tauth\n"];
-
-    async fn start_for(hello: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        if hello.is_empty() {
-            start().await
-        } else {
-            start_threaded().await
-        }
-    }
-
     /// Sends `input`, closes the sending side and reads until the server closes; the server
     /// may close before it has read everything.
     async fn exchange_lenient(path: &std::path::Path, input: &[u8]) -> String {
@@ -341,8 +207,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn too_many_open_transactions_close_the_connection() {
-        for hello in EXECUTORS {
-            let (_d, path) = start_for(hello).await;
+        let (_d, path) = start().await;
+        for hello in ["", "H3\t2\t0\t\tauth\n"] {
             let mut input = format!("{hello}Lmissing\tu\n").into_bytes();
             for id in 0..2000 {
                 input.extend(format!("B{id}\tu\nS{id}\tk\tv\n").bytes());
@@ -358,8 +224,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn oversized_transactions_fail_their_commit_and_the_connection_goes_on() {
-        for hello in EXECUTORS {
-            let (_d, path) = start_for(hello).await;
+        let (_d, path) = start().await;
+        for hello in ["", "H3\t2\t0\t\tauth\n"] {
             // more bytes than a connection may hold: 20 values of 60 KiB
             let mut input = format!("{hello}B1\tu\nB2\tu\nS2\tk\tsmall\n").into_bytes();
             let value = "x".repeat(60 * 1024);
@@ -381,56 +247,6 @@ mod tests {
                 "{hello}"
             );
         }
-    }
-
-    /// Threads of this process named `name`.
-    fn threads_named(name: &str) -> usize {
-        std::fs::read_dir("/proc/self/task")
-            .unwrap()
-            .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
-            .filter(|comm| comm.trim_end() == name)
-            .count()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_silent_client_does_not_hold_a_thread() {
-        let (_d, path) = start_threaded().await;
-        let idle: Vec<UnixStream> =
-            futures_util::future::join_all((0..4).map(|_| UnixStream::connect(&path)))
-                .await
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
-        // one that trickles its hello in, a byte every 100 ms, is cut off all the same: the
-        // timeout is for the whole line, not for each read
-        let mut slow = UnixStream::connect(&path).await.unwrap();
-        let trickle = [b'H'; 40];
-        let mut sent = 0;
-        for b in trickle {
-            if slow.write_all(&[b]).await.is_err() {
-                break;
-            }
-            sent += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(sent < trickle.len(), "the slow hello was not cut off");
-        for mut s in idle {
-            let mut out = Vec::new();
-            let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out));
-            assert_eq!(read.await.unwrap().unwrap(), 0);
-        }
-        // their threads are gone (a thread ends just after closing its connection)
-        // (other tests of this process may have dict threads for a moment)
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while threads_named("dict-conn") > 0 {
-            assert!(std::time::Instant::now() < deadline, "dict threads left");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        // a client with a hello in time is served
-        assert_eq!(
-            exchange(&path, b"H3\t2\t0\t\tauth\nLmissing\tu\n").await,
-            "N\n"
-        );
     }
 
     #[tokio::test]
