@@ -4,6 +4,7 @@
 //! Each verdict is logged here, as one line, without message content.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chatmail_common::mailbox::Incoming;
 
@@ -30,7 +31,17 @@ pub enum Step {
     Refuse(Reply),
 }
 
-/// Reply to inbound mail without a valid aligned DKIM signature.
+/// Reply to inbound mail without any DKIM signature (the reference's reply).
+pub fn dkim_missing() -> Reply {
+    Reply {
+        code: "554",
+        xcode: "5.7.1",
+        text: "No DKIM signature found".into(),
+    }
+}
+
+/// Reply to inbound mail whose DKIM signatures are all unaligned, broken or not verifiable
+/// with the published key.
 pub fn dkim_rejected() -> Reply {
     Reply {
         code: "550",
@@ -51,6 +62,8 @@ pub fn dkim_unverifiable() -> Reply {
 struct Transaction {
     envelope: Envelope,
     buffer: MessageBuffer,
+    /// The rate limit's answer for this message (outbound), asked at its first RCPT.
+    rate: Option<Result<(), Duration>>,
 }
 
 /// Per-connection state.
@@ -81,8 +94,8 @@ impl Session {
         self.direction
     }
 
-    /// `MAIL FROM`: checks the connection's macros against the listener, the sender, and
-    /// (outbound) the rate limit; starts a new message.
+    /// `MAIL FROM`: checks the connection's macros against the listener and the sender;
+    /// starts a new message.
     ///
     /// An outbound MAIL FROM without SASL login is left to Postfix, whose submission
     /// restrictions refuse its recipients with a permanent error (clients probing port 587
@@ -115,18 +128,13 @@ impl Session {
         if let Err(refused) = policy::check_sender(self.direction, &sender) {
             return self.refuse_now(refused, &sender);
         }
-        if self.direction == Direction::Outbound
-            && let Sender::Address(addr) = &sender
-            && self.shared.limiter.check(addr.as_str()).is_err()
-        {
-            return self.refuse_now(Refused::RateLimited(addr.to_string()), &sender);
-        }
         self.transaction = Some(Transaction {
             envelope: Envelope {
                 sender,
                 recipients: Vec::new(),
             },
             buffer: MessageBuffer::new(self.shared.buffer_limit, self.shared.budget.clone()),
+            rate: None,
         });
         Step::Continue
     }
@@ -172,6 +180,12 @@ impl Session {
                 &Sender::Null,
             );
         }
+        if self.transaction.is_none() {
+            return self.out_of_order("RCPT");
+        }
+        if let Some(step) = self.rate_limit() {
+            return step;
+        }
         let Some(t) = self.transaction.as_ref() else {
             return self.out_of_order("RCPT");
         };
@@ -211,6 +225,33 @@ impl Session {
                 self.refuse_now(refused, &sender)
             }
         }
+    }
+
+    /// Outbound: counts the message against its sender's rate limit at its first RCPT, and
+    /// refuses this and every further RCPT of the message if it is over the limit.
+    ///
+    /// Asked at RCPT, not at MAIL FROM, as the reference's before-queue filter is (Postfix
+    /// opens its proxy connection at the first RCPT): clients see a temporary failure per
+    /// recipient, which they handle like any other. One message counts once, whatever the
+    /// number of its recipients.
+    fn rate_limit(&mut self) -> Option<Step> {
+        if self.direction != Direction::Outbound {
+            return None;
+        }
+        let t = self.transaction.as_mut()?;
+        let Sender::Address(addr) = &t.envelope.sender else {
+            return None;
+        };
+        let rate = *t
+            .rate
+            .get_or_insert_with(|| self.shared.limiter.check(addr.as_str()));
+        let wait = rate.err()?;
+        let refused = Refused::RateLimited {
+            sender: addr.to_string(),
+            wait,
+        };
+        let sender = t.envelope.sender.clone();
+        Some(self.refuse_now(refused, &sender))
     }
 
     /// The recipient a resolved address names, or why it is refused.
@@ -448,6 +489,12 @@ impl Session {
                     "Incoming: DKIM check skipped (domain-literal From)"
                 );
                 Step::Accept
+            }
+            DkimVerdict::Missing => {
+                let reply = dkim_missing();
+                tracing::warn!(queue_id, from, reply = %reply.line(),
+                    "Incoming: Rejected mail without a DKIM signature");
+                Step::Refuse(reply)
             }
             DkimVerdict::Fail(reason) => {
                 let reply = dkim_rejected();

@@ -9,8 +9,9 @@ never answers, and always switches back to the relay's previous configuration af
 - bounces: Postfix's bounce of a message to an unknown local user, queued for the remote
   sender, carries a signature that verifies with the relay's key (non_smtpd_milters);
 - inbound (port 25): mail From our own domain signed with our key is delivered; unsigned
-  mail gets `550 5.7.1 No valid DKIM signature found`; mail signed for a domain whose key
-  cannot be looked up (dead DNS) gets `451 4.7.5`.
+  mail gets `554 5.7.1 No DKIM signature found` (the reference's reply), mail whose signature
+  does not verify `550 5.7.1 No valid DKIM signature found`; mail signed for a domain whose
+  key cannot be looked up (dead DNS) gets `451 4.7.5`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 RELAY = REPO / "packaging" / "relay"
 DOMAIN = "_chat.localhost"
 DKIM_REJECTED = b"5.7.1 No valid DKIM signature found"
+DKIM_MISSING = b"5.7.1 No DKIM signature found"
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -190,6 +192,20 @@ def test_inbound_unsigned_is_rejected(named_relay, named_account):
     alice, bob = named_account(), named_account()
     with pytest.raises(smtplib.SMTPDataError) as e:
         deliver_port25(bob.addr, [alice.addr], encrypted_message(bob.addr, alice.addr))
+    assert e.value.smtp_code == 554
+    assert e.value.smtp_error == DKIM_MISSING
+    time.sleep(1)
+    assert inbox(alice) == []
+
+
+def test_inbound_with_a_broken_signature_is_rejected(named_relay, named_account):
+    alice, bob = named_account(), named_account()
+    selector, key = dkim_key(named_relay)
+    msg = sign(encrypted_message(bob.addr, alice.addr), DOMAIN, selector, key)
+    tampered = msg.replace("Subject:", "Subject: re:", 1)
+    assert tampered != msg
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        deliver_port25(bob.addr, [alice.addr], tampered)
     assert e.value.smtp_code == 550
     assert e.value.smtp_error == DKIM_REJECTED
     time.sleep(1)

@@ -73,9 +73,12 @@ def raw_https(request: bytes, source: str | None = None, timeout: float = 30) ->
     """Sends bytes as they are (no client library to tidy them up), returns the whole answer."""
     s = tls_socket(["http/1.1"], source)
     s.settimeout(timeout)
+    out = b""
     try:
-        s.sendall(request)
-        out = b""
+        try:
+            s.sendall(request)
+        except (ConnectionError, ssl.SSLError):
+            pass  # refused before it was all sent: the answer may be there all the same
         while chunk := s.recv(65536):
             out += chunk
         return out
@@ -474,7 +477,7 @@ def test_mxdeliv_refuses_unsigned_mail_from_a_named_domain(named_relay):  # noqa
 
     alice, bob = create_account(named_relay), create_account(named_relay)
     status, text = mxdeliv(bob.addr, [alice.addr], encrypted_message(bob.addr, alice.addr))
-    assert status == 400 and "No valid DKIM signature found" in text, text
+    assert status == 400 and "554 5.7.1 No DKIM signature found" in text, text
     selector, key = dkim_key(named_relay)
     signed = sign(encrypted_message(bob.addr, alice.addr), NAMED_DOMAIN, selector, key)
     status, text = mxdeliv(bob.addr, [alice.addr], signed)

@@ -20,7 +20,9 @@ pub enum DkimVerdict {
     Pass { domain: String },
     /// No DKIM check applies (a domain-literal sender).
     Skipped,
-    /// No valid aligned signature: reject.
+    /// No DKIM signature at all: reject.
+    Missing,
+    /// Signatures, but no valid aligned one: reject.
     Fail(String),
     /// DNS trouble: try again later.
     TempFail(String),
@@ -114,7 +116,7 @@ fn judge(outputs: &[DkimOutput<'_>], from_domain: &str) -> DkimVerdict {
     }
     match aligned.first() {
         Some(o) => DkimVerdict::Fail(describe(o.result())),
-        None if outputs.is_empty() => DkimVerdict::Fail("no DKIM signature".into()),
+        None if outputs.is_empty() => DkimVerdict::Missing,
         None => DkimVerdict::Fail(format!("no DKIM signature for {from_domain}")),
     }
 }

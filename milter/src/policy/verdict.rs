@@ -4,6 +4,8 @@
 //! (`Outgoing: Filtering encrypted mail.`, `Rejected unencrypted mail`, ...). Each verdict is
 //! logged as one line; where the reference printed two lines, both texts are in that line.
 
+use std::time::Duration;
+
 use super::Direction;
 
 /// Why a message passes.
@@ -23,8 +25,8 @@ pub enum Accepted {
 pub enum Refused {
     /// Outbound `MAIL FROM` that is not a valid address.
     InvalidSender(String),
-    /// Over the per-sender rate limit.
-    RateLimited(String),
+    /// Over the per-sender rate limit: this sender, who may send again after `wait`.
+    RateLimited { sender: String, wait: Duration },
     /// No `From` header, several, or one without exactly one address.
     InvalidFromHeader,
     /// Outbound `From` header address differs from `MAIL FROM`.
@@ -83,10 +85,14 @@ impl Refused {
                 "5.1.7",
                 format!("Invalid from address <{}>", reply_safe(a)),
             ),
-            Refused::RateLimited(a) => (
+            Refused::RateLimited { sender, wait } => (
                 "450",
                 "4.7.1",
-                format!("Too much mail from <{}>", reply_safe(a)),
+                format!(
+                    "Too much mail from <{}>, rate limited for {} s",
+                    reply_safe(sender),
+                    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+                ),
             ),
             Refused::InvalidFromHeader => ("550", "5.7.1", "Invalid FROM header".to_string()),
             Refused::FromMismatch { header, envelope } => (
@@ -207,10 +213,10 @@ pub fn log_text(direction: Direction, verdict: &Verdict, sender: &str) -> String
                 reply_safe(a)
             )
         }
-        Verdict::Refuse(Refused::RateLimited(a)) => {
+        Verdict::Refuse(Refused::RateLimited { sender, .. }) => {
             format!(
                 "{dir}: Rate limited: too much mail from <{}>",
-                reply_safe(a)
+                reply_safe(sender)
             )
         }
         Verdict::Refuse(Refused::TooBig) => {
@@ -239,8 +245,13 @@ mod tests {
             "523 5.7.1 Encryption Needed: Invalid Unencrypted Mail"
         );
         assert_eq!(
-            Refused::RateLimited("a@x.org".into()).reply().line(),
-            "450 4.7.1 Too much mail from <a@x.org>"
+            Refused::RateLimited {
+                sender: "a@x.org".into(),
+                wait: Duration::from_millis(1001)
+            }
+            .reply()
+            .line(),
+            "450 4.7.1 Too much mail from <a@x.org>, rate limited for 2 s"
         );
         assert_eq!(
             Refused::FromMismatch {
