@@ -22,7 +22,7 @@ BINARIES = [
     "chatmail-relay",
 ]
 UNIT_DIR = Path("/lib/systemd/system")
-UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir())
+UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir() if p.is_file())
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 GENERATOR = REPO / "deb/lib/chatmail-relay-generator"
 # The services that write into the mailboxes, and those that only read them.
@@ -97,9 +97,10 @@ def test_metadata(deb):
     assert fields["Version"] == f"{workspace_version()}-1"
     assert fields["Architecture"] == run("dpkg", "--print-architecture").stdout.strip()
     depends = [d.strip().split()[0] for d in fields["Depends"].split(",")]
-    # ca-certificates: Postfix verifies the certificates of other relays against it.
+    # ca-certificates: Postfix verifies the certificates of other relays against it; coturn:
+    # TURN for calls.
     for needed in ["libc6", "adduser", "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd",
-                   "ca-certificates"]:
+                   "ca-certificates", "coturn"]:
         assert needed in depends, fields["Depends"]
     assert deb.name == f"chatmail-relay_{fields['Version']}_{fields['Architecture']}.deb"
 
@@ -118,6 +119,7 @@ def test_contents(deb):
     assert not any(e.startswith("/usr/share/chatmail-relay/") for e in entries)
     assert entries["/usr/lib/chatmail-relay/ini-get"][0] == "-rwxr-xr-x"
     assert entries[f"/lib/systemd/system-generators/{GENERATOR.name}"][0] == "-rwxr-xr-x"
+    assert entries["/lib/systemd/system/coturn.service.d/chatmail-relay.conf"][0] == "-rw-r--r--"
     assert all(fields[1] == "root/root" for fields in entries.values())
 
 
