@@ -167,6 +167,7 @@ fn restarts(config: &Config, written: &[&FileSpec], cert_renewed: bool) -> Resta
         nginx: touched(Path::new("/etc/nginx")) || self_signed || cert_renewed,
         turn: config.turn_secret_file.is_some(),
         turn_changed: touched(Path::new(TURNSERVER_CONF.dest)),
+        iroh: config.deployment.enable_iroh_relay,
     }
 }
 

@@ -8,7 +8,7 @@ use chatmail_common::config::Config;
 
 use crate::Error;
 use crate::plan::on_disk;
-use crate::systemd::{COTURN, DOVECOT, NGINX, POSTFIX, SERVICES, SOCKETS, TIMERS};
+use crate::systemd::{COTURN, DOVECOT, IROH_RELAY, NGINX, POSTFIX, SERVICES, SOCKETS, TIMERS};
 use crate::tls;
 
 /// A certificate closer to its end than this is a problem (renewal starts at 30 days).
@@ -40,7 +40,7 @@ pub fn run(root: &Path, path: &Path) -> Result<ExitCode, Error> {
     let now = chatmail_common::unix_time::now();
     let mut lines = Vec::new();
     let turn = config.turn_secret_file.is_some();
-    lines.extend(units(turn));
+    lines.extend(units(turn, config.deployment.enable_iroh_relay));
     lines.push(ports(root, turn));
     lines.push(certificate(root, &config, now));
     if config.deployment.tls_cert_mode == chatmail_common::config::TlsCertMode::Acme {
@@ -76,14 +76,18 @@ pub fn report(config: &Config, lines: &[Line]) -> String {
     out
 }
 
-/// `systemctl show` of the relay's units: each unit's state (coturn's too, with `turn`).
-fn units(turn: bool) -> Vec<Line> {
+/// `systemctl show` of the relay's units: each unit's state (coturn's too, with `turn`, and
+/// the iroh relay's with `iroh`).
+fn units(turn: bool, iroh: bool) -> Vec<Line> {
     let mut names: Vec<&str> = SERVICES.to_vec();
     names.extend(SOCKETS);
     names.extend(TIMERS);
     names.extend([POSTFIX, DOVECOT, NGINX]);
     if turn {
         names.push(COTURN);
+    }
+    if iroh {
+        names.push(IROH_RELAY);
     }
     let mut args = vec!["show", "-p", "Id,ActiveState,SubState"];
     args.extend(&names);

@@ -30,6 +30,8 @@ pub const NGINX: &str = "nginx.service";
 /// Debian's unit of coturn, TURN for calls (the package's drop-in points it at the
 /// configuration setup writes, and keeps it from starting without one).
 pub const COTURN: &str = "coturn.service";
+/// The package's iroh relay: enabled while chatmail.ini's `iroh_relay` names no other.
+pub const IROH_RELAY: &str = "chatmail-iroh-relay.service";
 
 /// Runs `systemctl ARGS`.
 pub fn systemctl(args: &[&str]) -> Result<(), Error> {
@@ -49,6 +51,8 @@ pub struct Restart {
     pub turn: bool,
     /// ... and its configuration changed.
     pub turn_changed: bool,
+    /// The relay runs its own iroh relay.
+    pub iroh: bool,
 }
 
 /// Enables and starts every unit; restarts those whose configuration changed.
@@ -72,6 +76,15 @@ pub fn start(restart: Restart) -> Result<(), Error> {
             },
             COTURN,
         ])?;
+    }
+    if restart.iroh {
+        systemctl(&["enable", "--quiet", IROH_RELAY])?;
+        systemctl(&[
+            if restart.daemons { "restart" } else { "start" },
+            IROH_RELAY,
+        ])?;
+    } else {
+        systemctl(&["disable", "--now", "--quiet", IROH_RELAY])?;
     }
     let path_unit = crate::templates::EXTERNAL_TLS_PATH_UNIT;
     if restart.external_tls {

@@ -165,6 +165,15 @@ fn local_setup_renders_everything_once() {
         assert!(nginx.contains(line), "{line}: {nginx}");
     }
     assert!(!nginx.contains("{{") && !nginx.contains("[::]"), "{nginx}");
+    // The relay's own iroh relay behind /relay (its WebSocket) and the probes.
+    for line in [
+        "        location = /relay {\n            proxy_pass http://127.0.0.1:3340;\n",
+        "            proxy_set_header Upgrade $http_upgrade;\n",
+        "        location = /generate_204 {\n",
+        "        location = /ping {\n",
+    ] {
+        assert!(nginx.contains(line), "{line}: {nginx}");
+    }
     assert_eq!(
         host.read("/var/lib/chatmail-relay/www/mta-sts.txt"),
         "version: STSv1\nmode: enforce\nmx: _chat.localhost\nmax_age: 2419200\n"
@@ -328,6 +337,27 @@ fn ip_only_relays_get_no_dkim_key() {
     );
     assert!(!host.path("/etc/dkimkeys/opendkim.private").exists());
     assert!(!host.path("/etc/chatmail/dkim.txt").exists());
+}
+
+#[test]
+fn another_iroh_relay_and_no_turn_secret_leave_both_out() {
+    let host = Host::new();
+    host.ok(&[
+        "init",
+        "203.0.113.5",
+        "--set",
+        "iroh_relay=https://iroh.example.org",
+        "--set",
+        "turn_secret_file=",
+    ]);
+    host.ok(&["setup", "--local"]);
+    let nginx = host.read("/etc/nginx/nginx.conf");
+    assert!(
+        !nginx.contains("/relay") && !nginx.contains("3340"),
+        "{nginx}"
+    );
+    assert!(!host.path("/etc/chatmail/turnserver.conf").exists());
+    assert!(!host.path("/etc/chatmail/turn.secret").exists());
 }
 
 #[test]

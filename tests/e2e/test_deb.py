@@ -19,7 +19,7 @@ from relaytest import CHATMAIL_INI, read_config
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = [
     "chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire", "chatmail-web",
-    "chatmail-relay",
+    "chatmail-relay", "chatmail-iroh-relay",
 ]
 UNIT_DIR = Path("/lib/systemd/system")
 UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir() if p.is_file())
@@ -52,6 +52,8 @@ WEB_SANDBOX = {k: v for k, v in SANDBOX.items() if k not in ("User", "ProtectHom
     "DynamicUser": "yes", "ProtectHome": "yes", "IPAddressDeny": "any",
     "IPAddressAllow": "localhost",
 }
+# The iroh relay likewise: no files, answering only nginx on loopback.
+IROH = "chatmail-iroh-relay.service"
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -148,11 +150,11 @@ def settings(unit: str, text: str | None = None) -> dict[str, list[str]]:
 @pytest.mark.parametrize("unit", SERVICES)
 def test_services_are_sandboxed(unit):
     found = settings(unit)
-    expected = {CERTS: CERTS_SANDBOX, WEB: WEB_SANDBOX}.get(unit, SANDBOX)
+    expected = {CERTS: CERTS_SANDBOX, WEB: WEB_SANDBOX, IROH: WEB_SANDBOX}.get(unit, SANDBOX)
     for key, value in expected.items():
         assert found.get(key) == [value], f"{unit}: {key}={found.get(key)}"
     assert found["SystemCallFilter"] == ["@system-service", "~@privileged @resources"], unit
-    if unit == WEB:
+    if unit in (WEB, IROH):
         assert not any("/home" in v for vs in found.values() for v in vs), unit
         return
     if unit == CERTS:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 from relaytest import SERVER_METADATA, get_metadata, imap_login_ok, set_metadata, tls_context, wait_for
-from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
+from test_deb import REPO, deb  # noqa: F401 - a fixture: the package built from target/release
 from test_deb_systemd import (  # noqa: F401 - pytestmark: the same skips and timeout
     ROOTFS, Container, build_rootfs, nspawn, pytestmark, remove_cgroups,
 )
@@ -62,7 +62,7 @@ UNITS = DAEMONS + [
     "chatmail-doveauth.socket", "chatmail-pushnotify.socket", "chatmail-milter-outbound.socket",
     "chatmail-milter-inbound.socket", "chatmail-milter-internal.socket", "chatmail-web.socket",
     "chatmail-expire.timer", "chatmail-fsreport.timer", "postfix.service", "dovecot.service",
-    "nginx.service", "coturn.service",
+    "nginx.service", "coturn.service", "chatmail-iroh-relay.service",
 ]
 
 
@@ -369,6 +369,29 @@ def test_the_web_face_is_served(server):
     r = conn.getresponse()
     assert r.status == 301 and r.getheader("location") == f"https://{host}/"
     conn.close()
+
+
+def test_the_iroh_relay_answers_through_nginx(server, tmp_path):
+    """chatmail-iroh-relay behind nginx's port 443: iroh's probes, and two clients of the
+    iroh-relay crate relaying a datagram through /relay (the certificate checked against the
+    relay's own, self-signed, or pebble's root)."""
+    status, headers, _ = https("GET", "/generate_204", server.domain)
+    assert status == 204, headers
+    status, _, _ = https("GET", "/ping", server.domain)
+    assert status == 200
+    # Only nginx reaches it.
+    listening = server.sh("cat /proc/net/tcp")
+    assert re.search(r"0100007F:0D0C [0-9A-F:]+ 0A ", listening), "127.0.0.1:3340"
+    assert not re.search(r"00000000:0D0C [0-9A-F:]+ 0A ", listening), "0.0.0.0:3340"
+    if server.domain == DOMAIN:
+        return  # the client would look the domain up in DNS, which this machine has not
+    ca = tmp_path / "ca.pem"
+    ca.write_text(server.sh("cat /etc/chatmail/tls/cert.pem"))
+    check = subprocess.run([str(REPO / "target/release/chatmail-iroh-relay"), "check",
+                            f"https://{BOX_IP}", "--ca", str(ca)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "relayed a datagram" in check.stdout
 
 
 def test_the_dcaccount_contract_with_certificate_checks(server):

@@ -116,10 +116,10 @@ def allocate(user: str, password: str, host: str = HOST) -> int:
 
 
 def uclient(user: str, password: str, peer: str = "127.0.0.1", host: str = HOST) -> str:
-    """coturn's test client (verbose): one allocation, then a channel to `peer` for one
-    message. Returns what it printed."""
+    """coturn's test client (verbose): one allocation (no second one for RTCP), then a
+    channel to `peer` for one message. Returns what it printed."""
     out = subprocess.run(
-        ["turnutils_uclient", "-v", "-p", str(TURN_PORT), "-n", "1", "-m", "1", "-u", user,
+        ["turnutils_uclient", "-v", "-c", "-p", str(TURN_PORT), "-n", "1", "-m", "1", "-u", user,
          "-w", password, "-e", peer, host],
         capture_output=True, text=True, timeout=60,
     )
