@@ -4,6 +4,9 @@
 # sidecars/README.md).
 name=pushnotify
 user=vmail
+# chatmail-turn: the TURN secret it computes credentials from (no other process of vmail may
+# read it).
+groups=(chatmail-turn)
 umask=0077
 runtime_dirs=(/run/chatmail-metadata)
 sockets=(/run/chatmail-metadata/metadata.socket)

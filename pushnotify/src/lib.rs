@@ -4,7 +4,7 @@
 //! * [`tokens`] / [`token_file`]: `metadata.json` per account
 //! * [`queue`]: the persistent queue in `pending_notifications/`
 //! * [`notifier`] / [`gateway`] / [`retry`]: delivery to the push gateway with retries
-//! * [`server_info`] / [`appversions`]: server metadata for clients
+//! * [`server_info`] / [`appversions`] / [`turn`]: server metadata for clients
 //! * [`service`]: wiring it all together
 
 pub mod appversions;
@@ -19,3 +19,4 @@ pub mod server_info;
 pub mod service;
 pub mod token_file;
 pub mod tokens;
+pub mod turn;

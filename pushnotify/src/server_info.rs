@@ -10,6 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::appversions;
+use crate::turn;
 
 /// TURN credentials must arrive within this.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,6 +28,9 @@ pub struct ServerInfo {
     pub iroh_relay: String,
     /// Host announced for TURN: the mail domain (without brackets for an IP-only relay).
     pub turn_host: String,
+    /// coturn's TURN REST secret: while the file exists, credentials are computed from it.
+    pub turn_secret: Option<PathBuf>,
+    /// Otherwise the reference's chatmail-turn gives them on this socket.
     pub turn_socket: PathBuf,
     pub turn_timeout: Duration,
     pub appversions_file: PathBuf,
@@ -37,6 +41,7 @@ impl ServerInfo {
         ServerInfo {
             iroh_relay: config.iroh_relay.clone(),
             turn_host: config.mail_domain_bare.clone(),
+            turn_secret: config.turn_secret_file.clone(),
             turn_socket: config.turn_socket_path.clone(),
             turn_timeout: TURN_TIMEOUT,
             appversions_file: config.appversions_file.clone(),
@@ -48,21 +53,13 @@ impl ServerInfo {
             "irohrelay" if !self.iroh_relay.is_empty() => {
                 LookupReply::Found(self.iroh_relay.clone())
             }
-            "turn" => {
-                match tokio::time::timeout(self.turn_timeout, self.turn_credentials()).await {
-                    Ok(Ok(line)) => {
-                        LookupReply::Found(format!("{}:{TURN_PORT}:{line}", self.turn_host))
-                    }
-                    Ok(Err(e)) => {
-                        tracing::warn!(socket = %self.turn_socket.display(), error = %e, "failed to get TURN credentials");
-                        LookupReply::NotFound
-                    }
-                    Err(_) => {
-                        tracing::warn!(socket = %self.turn_socket.display(), "failed to get TURN credentials: timeout");
-                        LookupReply::NotFound
-                    }
+            "turn" => match self.turn_line().await {
+                Ok(line) => LookupReply::Found(format!("{}:{TURN_PORT}:{line}", self.turn_host)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "failed to get TURN credentials");
+                    LookupReply::NotFound
                 }
-            }
+            },
             "maxsmtprecipients" => LookupReply::Found(MAX_SMTP_RECIPIENTS.into()),
             "appversions" => match self.appversions().await {
                 Ok(json) => LookupReply::Found(json),
@@ -78,7 +75,33 @@ impl ServerInfo {
         }
     }
 
-    async fn turn_credentials(&self) -> std::io::Result<String> {
+    /// `user:password`: computed from coturn's secret when its file exists, else read from
+    /// the reference's chatmail-turn socket. A secret file that is there but unusable fails
+    /// (no fallback: the operator's coturn would refuse whatever the socket says).
+    async fn turn_line(&self) -> Result<String, String> {
+        if let Some(path) = &self.turn_secret {
+            match turn::read_secret(path).await {
+                Ok(secret) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_err(|_| "the clock is before 1970".to_string())?
+                        .as_secs();
+                    let (user, password) = turn::credentials(&secret, now, turn::LIFETIME);
+                    return Ok(format!("{user}:{password}"));
+                }
+                Err(e) if e.is_missing() => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let socket = self.turn_socket.display();
+        match tokio::time::timeout(self.turn_timeout, self.turn_socket_line()).await {
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(e)) => Err(format!("{socket}: {e}")),
+            Err(_) => Err(format!("{socket}: timeout")),
+        }
+    }
+
+    async fn turn_socket_line(&self) -> std::io::Result<String> {
         let stream = UnixStream::connect(&self.turn_socket).await?;
         let mut line = String::new();
         BufReader::new(stream.take(MAX_TURN_LINE))
@@ -120,6 +143,7 @@ mod tests {
         ServerInfo {
             iroh_relay: "https://iroh.example.org".into(),
             turn_host: "example.org".into(),
+            turn_secret: Some(dir.join("turn.secret")),
             turn_socket: dir.join("turn.socket"),
             turn_timeout: Duration::from_millis(300),
             appversions_file: dir.join("appversions.json"),
@@ -166,6 +190,39 @@ mod tests {
         assert_eq!(i.lookup("turn").await, LookupReply::NotFound);
         assert!(started.elapsed() < Duration::from_secs(3));
         server.abort();
+    }
+
+    #[tokio::test]
+    async fn turn_credentials_from_the_secret_win_over_the_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut i = info(dir.path());
+        let secret = "0123456789abcdef0123456789abcdef";
+        std::fs::write(dir.path().join("turn.secret"), format!("{secret}\n")).unwrap();
+        // no socket: the secret alone answers
+        let LookupReply::Found(line) = i.lookup("turn").await else {
+            panic!("no credentials");
+        };
+        let fields: Vec<&str> = line.split(':').collect();
+        let [host, port, user, password] = fields[..] else {
+            panic!("{line}");
+        };
+        assert_eq!((host, port), ("example.org", "3478"));
+        let expiry: u64 = user.parse().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(
+            expiry.abs_diff(now + turn::LIFETIME.as_secs()) < 5,
+            "{line}"
+        );
+        assert_eq!(password, turn::password(secret, user));
+        // an unusable secret fails closed, without falling back to the socket
+        std::fs::write(dir.path().join("turn.secret"), "short\n").unwrap();
+        assert_eq!(i.lookup("turn").await, LookupReply::NotFound);
+        // no secret configured: the socket (which is missing here)
+        i.turn_secret = None;
+        assert_eq!(i.lookup("turn").await, LookupReply::NotFound);
     }
 
     #[tokio::test]

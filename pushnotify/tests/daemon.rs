@@ -36,10 +36,11 @@ impl Setup {
             &self.ini,
             format!(
                 "[params]\nmail_domain = example.org\nmailboxes_dir = {}\nnotification_url = {url}\n\
-                 appversions_file = {}\nturn_socket_path = {}\n",
+                 appversions_file = {}\nturn_socket_path = {}\nturn_secret_file = {}\n",
                 d.join("mail").display(),
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("appversions.json").display(),
-                d.join("turn.socket").display()
+                d.join("turn.socket").display(),
+                d.join("turn.secret").display()
             ),
         )
         .unwrap();

@@ -44,6 +44,11 @@ pub fn value(c: &Config, key: &str) -> Option<String> {
         "mailboxes_dir" => c.mailboxes_dir.display().to_string(),
         "iroh_relay" => c.iroh_relay.clone(),
         "turn_socket_path" => c.turn_socket_path.display().to_string(),
+        "turn_secret_file" => c
+            .turn_secret_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         "passdb_path" => d.passdb_path.display().to_string(),
         "disable_ipv6" => d.disable_ipv6.to_string(),
         "acme_email" => d.acme_email.clone(),

@@ -2,7 +2,7 @@
 //!
 //! - [`init`] writes `chatmail.ini`;
 //! - [`setup`] turns the typed config into a plan of files ([`plan`]: Postfix, Dovecot, the
-//!   mail name), shows or applies it ([`apply`]: atomic, with backups, all or nothing), makes
+//!   mail name, coturn: [`turn`]), shows or applies it ([`apply`]: atomic, with backups, all or nothing), makes
 //!   the DKIM key ([`dkim`]) and the certificate ([`tls`]; [`acme`] for a relay with a
 //!   domain), and on a systemd host starts the units. The local test relay (`packaging/relay
 //!   up`) renders through the same code (`setup --local`); it keeps only apt, users and
@@ -34,6 +34,7 @@ pub mod system;
 pub mod systemd;
 pub mod templates;
 pub mod tls;
+pub mod turn;
 pub mod values;
 
 use std::process::ExitCode;

@@ -17,7 +17,7 @@ use crate::render::render;
 use crate::system::{group_id, user_ids};
 use crate::systemd::{self, Restart};
 use crate::templates::{
-    CONFIG_FILES, DOVECOT_2_3_FILES, DOVECOT_2_4_FILES, EXTERNAL_TLS_UNITS, MARKER,
+    CONFIG_FILES, DOVECOT_2_3_FILES, DOVECOT_2_4_FILES, EXTERNAL_TLS_UNITS, MARKER, TURNSERVER_CONF,
 };
 use crate::tls;
 use crate::values::{Vmail, WEB_STATIC, values};
@@ -165,6 +165,9 @@ fn restarts(config: &Config, written: &[&FileSpec], cert_renewed: bool) -> Resta
             || cert_renewed,
         dovecot: touched(Path::new("/etc/dovecot")) || self_signed || cert_renewed,
         nginx: touched(Path::new("/etc/nginx")) || self_signed || cert_renewed,
+        turn: config.turn_secret_file.is_some(),
+        turn_changed: touched(Path::new(TURNSERVER_CONF.dest)),
+        iroh: config.deployment.enable_iroh_relay,
     }
 }
 
@@ -231,6 +234,7 @@ pub fn plan(
         })?;
         specs.push(FileSpec::new(t.dest, content, t.mode));
     }
+    specs.extend(crate::turn::plan(root, config, layout, &values)?);
     specs.push(FileSpec::new(
         Path::new(WEB_STATIC).join("mta-sts.txt"),
         crate::dns::mta_sts::policy(&config.mail_domain_bare),

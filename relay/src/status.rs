@@ -8,7 +8,7 @@ use chatmail_common::config::Config;
 
 use crate::Error;
 use crate::plan::on_disk;
-use crate::systemd::{DOVECOT, NGINX, POSTFIX, SERVICES, SOCKETS, TIMERS};
+use crate::systemd::{COTURN, DOVECOT, IROH_RELAY, NGINX, POSTFIX, SERVICES, SOCKETS, TIMERS};
 use crate::tls;
 
 /// A certificate closer to its end than this is a problem (renewal starts at 30 days).
@@ -39,8 +39,9 @@ pub fn run(root: &Path, path: &Path) -> Result<ExitCode, Error> {
     config.path = path.to_path_buf();
     let now = chatmail_common::unix_time::now();
     let mut lines = Vec::new();
-    lines.extend(units());
-    lines.push(ports(root));
+    let turn = config.turn_secret_file.is_some();
+    lines.extend(units(turn, config.deployment.enable_iroh_relay));
+    lines.push(ports(root, turn));
     lines.push(certificate(root, &config, now));
     if config.deployment.tls_cert_mode == chatmail_common::config::TlsCertMode::Acme {
         lines.push(renewal(root, &config));
@@ -75,12 +76,19 @@ pub fn report(config: &Config, lines: &[Line]) -> String {
     out
 }
 
-/// `systemctl show` of the relay's units: each unit's state.
-fn units() -> Vec<Line> {
+/// `systemctl show` of the relay's units: each unit's state (coturn's too, with `turn`, and
+/// the iroh relay's with `iroh`).
+fn units(turn: bool, iroh: bool) -> Vec<Line> {
     let mut names: Vec<&str> = SERVICES.to_vec();
     names.extend(SOCKETS);
     names.extend(TIMERS);
     names.extend([POSTFIX, DOVECOT, NGINX]);
+    if turn {
+        names.push(COTURN);
+    }
+    if iroh {
+        names.push(IROH_RELAY);
+    }
     let mut args = vec!["show", "-p", "Id,ActiveState,SubState"];
     args.extend(&names);
     match Command::new("systemctl").args(&args).output() {
@@ -126,17 +134,19 @@ pub fn parse_units(text: &str, expected: &[&str]) -> Vec<Line> {
     lines
 }
 
-fn ports(root: &Path) -> Line {
+/// The relay's TCP ports (and coturn's 3478, with `turn`): something listens on each.
+fn ports(root: &Path, turn: bool) -> Line {
     let proc = root.join("proc");
-    let closed: Vec<String> = crate::ports::RELAY_PORTS
+    let mut ports = crate::ports::RELAY_PORTS.to_vec();
+    if turn {
+        ports.push(crate::turn::PORT);
+    }
+    let closed: Vec<String> = ports
         .iter()
         .filter(|p| !crate::ports::is_listening(&proc, **p))
         .map(|p| p.to_string())
         .collect();
-    let all: Vec<String> = crate::ports::RELAY_PORTS
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
+    let all: Vec<String> = ports.iter().map(|p| p.to_string()).collect();
     if closed.is_empty() {
         Line::new("ports", format!("listening: {}", all.join(", ")), false)
     } else {

@@ -27,6 +27,11 @@ pub const POSTFIX: &str = "postfix.service";
 pub const DOVECOT: &str = "dovecot.service";
 /// Debian's unit of the web server in front of port 80 and 443.
 pub const NGINX: &str = "nginx.service";
+/// Debian's unit of coturn, TURN for calls (the package's drop-in points it at the
+/// configuration setup writes, and keeps it from starting without one).
+pub const COTURN: &str = "coturn.service";
+/// The package's iroh relay: enabled while chatmail.ini's `iroh_relay` names no other.
+pub const IROH_RELAY: &str = "chatmail-iroh-relay.service";
 
 /// Runs `systemctl ARGS`.
 pub fn systemctl(args: &[&str]) -> Result<(), Error> {
@@ -42,6 +47,12 @@ pub struct Restart {
     pub postfix: bool,
     pub dovecot: bool,
     pub nginx: bool,
+    /// coturn runs (`turn_secret_file` is set) ...
+    pub turn: bool,
+    /// ... and its configuration changed.
+    pub turn_changed: bool,
+    /// The relay runs its own iroh relay.
+    pub iroh: bool,
 }
 
 /// Enables and starts every unit; restarts those whose configuration changed.
@@ -55,6 +66,26 @@ pub fn start(restart: Restart) -> Result<(), Error> {
     services.extend(SERVICES);
     systemctl(&services)?;
     systemctl(&["enable", "--quiet", DOVECOT, POSTFIX, NGINX])?;
+    if restart.turn {
+        systemctl(&["enable", "--quiet", COTURN])?;
+        systemctl(&[
+            if restart.turn_changed {
+                "restart"
+            } else {
+                "start"
+            },
+            COTURN,
+        ])?;
+    }
+    if restart.iroh {
+        systemctl(&["enable", "--quiet", IROH_RELAY])?;
+        systemctl(&[
+            if restart.daemons { "restart" } else { "start" },
+            IROH_RELAY,
+        ])?;
+    } else {
+        systemctl(&["disable", "--now", "--quiet", IROH_RELAY])?;
+    }
     let path_unit = crate::templates::EXTERNAL_TLS_PATH_UNIT;
     if restart.external_tls {
         systemctl(&["enable", "--now", "--quiet", path_unit])?;

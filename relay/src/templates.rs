@@ -89,6 +89,14 @@ pub const EXTERNAL_TLS_UNITS: &[Template] = &[
     ),
 ];
 
+/// coturn's configuration (TURN for calls): it holds the TURN secret, so it is rendered apart
+/// from the other files (`turn.rs`).
+pub const TURNSERVER_CONF: Template = template!(
+    "/etc/chatmail/turnserver.conf",
+    "coturn/turnserver.conf",
+    0o640
+);
+
 /// The path unit of [`EXTERNAL_TLS_UNITS`].
 pub const EXTERNAL_TLS_PATH_UNIT: &str = "chatmail-relay-tls-reload.path";
 

@@ -31,6 +31,9 @@ pub const IMAPS_PROXY_PORT: u16 = 10993;
 pub const SMTPS_PROXY_PORT: u16 = 10465;
 pub const HTTPS_PROXY_PORT: u16 = 8443;
 pub const MXDELIV_SMTP_PORT: u16 = 10025;
+/// chatmail-iroh-relay's HTTP listener on loopback, behind nginx's `/relay`, `/ping` and
+/// `/generate_204` (the iroh relay's default port, as the reference's).
+pub const IROH_RELAY_PORT: u16 = 3340;
 
 pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
     let mut v = Values::new();
@@ -89,6 +92,7 @@ pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
     set("NGINX_WORKERS", layout.nginx_workers().into());
     set("NGINX_ERROR_LOG", layout.nginx_error_log());
     set("NGINX_ACCESS_LOG", layout.nginx_access_log());
+    set("IROH_LOCATIONS", iroh_locations(config));
     set("VMAIL_UID", vmail.uid.to_string());
     set("VMAIL_GID", vmail.gid.to_string());
     set(
@@ -106,6 +110,36 @@ pub fn values(config: &Config, layout: Layout, vmail: Vmail) -> Values {
         postfix_milter_addr(&config.milter_internal),
     );
     v
+}
+
+/// nginx's locations of the relay's own iroh relay (none when chatmail.ini's `iroh_relay`
+/// names another): the WebSocket upgrade at `/relay` and the probes iroh clients send. The
+/// headers are set anew (a location's `proxy_set_header` replaces the server's).
+fn iroh_locations(config: &Config) -> String {
+    if !config.deployment.enable_iroh_relay {
+        return "        # (iroh_relay names another iroh relay: none here)".into();
+    }
+    let to = format!("http://127.0.0.1:{IROH_RELAY_PORT}");
+    format!(
+        "        # The iroh relay (chatmail-iroh-relay on loopback): its WebSocket, and the probes
+        # iroh clients send to tell whether it works.
+        location = /relay {{
+            proxy_pass {to};
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection \"upgrade\";
+            proxy_buffering off;
+            proxy_read_timeout 300s;
+            proxy_send_timeout 300s;
+        }}
+        location = /ping {{
+            proxy_pass {to};
+        }}
+        location = /generate_204 {{
+            proxy_pass {to};
+        }}
+"
+    )
 }
 
 /// The operator's web folder (`www_folder`; relative to chatmail.ini's directory).

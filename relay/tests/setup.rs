@@ -26,7 +26,10 @@ impl Host {
         .unwrap();
         std::fs::write(
             dir.path().join("etc/group"),
-            format!("root:x:0:\nvmail:x:{gid}:\nchatmail-dkim:x:{gid}:\npostfix:x:{gid}:\n"),
+            format!(
+                "root:x:0:\nvmail:x:{gid}:\nchatmail-dkim:x:{gid}:\npostfix:x:{gid}:\n\
+                 chatmail-turn:x:{gid}:\nturnserver:x:{gid}:\n"
+            ),
         )
         .unwrap();
         Host { dir }
@@ -162,6 +165,15 @@ fn local_setup_renders_everything_once() {
         assert!(nginx.contains(line), "{line}: {nginx}");
     }
     assert!(!nginx.contains("{{") && !nginx.contains("[::]"), "{nginx}");
+    // The relay's own iroh relay behind /relay (its WebSocket) and the probes.
+    for line in [
+        "        location = /relay {\n            proxy_pass http://127.0.0.1:3340;\n",
+        "            proxy_set_header Upgrade $http_upgrade;\n",
+        "        location = /generate_204 {\n",
+        "        location = /ping {\n",
+    ] {
+        assert!(nginx.contains(line), "{line}: {nginx}");
+    }
     assert_eq!(
         host.read("/var/lib/chatmail-relay/www/mta-sts.txt"),
         "version: STSv1\nmode: enforce\nmx: _chat.localhost\nmax_age: 2419200\n"
@@ -198,6 +210,39 @@ fn local_setup_renders_everything_once() {
         std::fs::metadata(&tls_key).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // coturn's configuration with the TURN secret setup made (both 0640: root and a group),
+    // on loopback, relaying nowhere near the host.
+    let secret = host.read("/etc/chatmail/turn.secret");
+    assert!(
+        secret.len() == 49 && secret.trim().bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{secret}"
+    );
+    let turn = host.read("/etc/chatmail/turnserver.conf");
+    for line in [
+        "realm=_chat.localhost\n".to_string(),
+        "use-auth-secret\n".into(),
+        format!("static-auth-secret={secret}"),
+        "listening-ip=127.0.0.1\n".into(),
+        "listening-port=3478\n".into(),
+        "denied-peer-ip=127.0.0.0-127.255.255.255\n".into(),
+        "denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\n".into(),
+        "no-tcp-relay\n".into(),
+        "no-cli\n".into(),
+        "log-file=stdout\n".into(),
+    ] {
+        assert!(turn.contains(&line), "{line}: {turn}");
+    }
+    assert!(
+        !turn.contains("{{") && !turn.contains("\nweb-admin"),
+        "{turn}"
+    );
+    for file in ["/etc/chatmail/turn.secret", "/etc/chatmail/turnserver.conf"] {
+        let mode = std::fs::metadata(host.path(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640, "{file}");
+    }
 
     // A second run changes nothing, and a dry run shows nothing.
     let before = host.snapshot();
@@ -223,6 +268,7 @@ fn local_setup_renders_everything_once() {
         "{diff}"
     );
     assert!(!diff.contains("PRIVATE KEY"), "{diff}");
+    assert!(!diff.contains(secret.trim()), "{diff}");
     let after_dry_run: Vec<_> = host
         .snapshot()
         .into_iter()
@@ -291,6 +337,27 @@ fn ip_only_relays_get_no_dkim_key() {
     );
     assert!(!host.path("/etc/dkimkeys/opendkim.private").exists());
     assert!(!host.path("/etc/chatmail/dkim.txt").exists());
+}
+
+#[test]
+fn another_iroh_relay_and_no_turn_secret_leave_both_out() {
+    let host = Host::new();
+    host.ok(&[
+        "init",
+        "203.0.113.5",
+        "--set",
+        "iroh_relay=https://iroh.example.org",
+        "--set",
+        "turn_secret_file=",
+    ]);
+    host.ok(&["setup", "--local"]);
+    let nginx = host.read("/etc/nginx/nginx.conf");
+    assert!(
+        !nginx.contains("/relay") && !nginx.contains("3340"),
+        "{nginx}"
+    );
+    assert!(!host.path("/etc/chatmail/turnserver.conf").exists());
+    assert!(!host.path("/etc/chatmail/turn.secret").exists());
 }
 
 #[test]

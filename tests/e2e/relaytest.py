@@ -10,6 +10,7 @@ import contextlib
 import imaplib
 import os
 import pwd
+import re
 import secrets
 import smtplib
 import socket
@@ -30,6 +31,11 @@ SMTPS_PORT = 465
 SUBMISSION_PORT = 587
 SMTP_PORT = 25
 TIMEOUT = 30
+# Where Delta Chat reads the relay's own metadata (GETMETADATA "" <prefix><name>).
+SERVER_METADATA = "/shared/vendor/deltachat/"
+
+imaplib.Commands.setdefault("GETMETADATA", ("AUTH", "SELECTED"))
+imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
 
 
 # ---------------------------------------------------------------- configuration
@@ -191,6 +197,31 @@ def smtp_login_ok(addr: str, password: str, port: int = SMTPS_PORT) -> bool:
         except (smtplib.SMTPException, OSError):
             pass
     return True
+
+
+def _quoted(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def set_metadata(imap, mailbox: str, entry: str, value: str):
+    typ, data = imap._simple_command("SETMETADATA", mailbox, f"({entry} {_quoted(value)})")
+    assert typ == "OK", data
+
+
+def get_metadata(imap, mailbox: str, entry: str) -> str | None:
+    typ, data = imap._simple_command("GETMETADATA", mailbox, entry)
+    assert typ == "OK", data
+    _, data = imap._untagged_response(typ, data, "METADATA")
+    for item in data:
+        if isinstance(item, tuple):  # the value came as a literal
+            return item[1].decode()
+        if item:
+            m = re.search(rb'\(\S+ (NIL|"((?:[^"\\]|\\.)*)")\)', item)
+            if m:
+                if m.group(1) == b"NIL":
+                    return None
+                return re.sub(rb"\\(.)", rb"\1", m.group(2)).decode()
+    return None
 
 
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1, what: str = "condition"):

@@ -19,10 +19,10 @@ from relaytest import CHATMAIL_INI, read_config
 REPO = Path(__file__).resolve().parents[2]
 BINARIES = [
     "chatmail-doveauth", "chatmail-milter", "chatmail-pushnotify", "chatmail-expire", "chatmail-web",
-    "chatmail-relay",
+    "chatmail-relay", "chatmail-iroh-relay",
 ]
 UNIT_DIR = Path("/lib/systemd/system")
-UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir())
+UNITS = sorted(p.name for p in (REPO / "deb" / "systemd").iterdir() if p.is_file())
 SERVICES = [u for u in UNITS if u.endswith(".service")]
 GENERATOR = REPO / "deb/lib/chatmail-relay-generator"
 # The services that write into the mailboxes, and those that only read them.
@@ -52,6 +52,8 @@ WEB_SANDBOX = {k: v for k, v in SANDBOX.items() if k not in ("User", "ProtectHom
     "DynamicUser": "yes", "ProtectHome": "yes", "IPAddressDeny": "any",
     "IPAddressAllow": "localhost",
 }
+# The iroh relay likewise: no files, answering only nginx on loopback.
+IROH = "chatmail-iroh-relay.service"
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -97,9 +99,10 @@ def test_metadata(deb):
     assert fields["Version"] == f"{workspace_version()}-1"
     assert fields["Architecture"] == run("dpkg", "--print-architecture").stdout.strip()
     depends = [d.strip().split()[0] for d in fields["Depends"].split(",")]
-    # ca-certificates: Postfix verifies the certificates of other relays against it.
+    # ca-certificates: Postfix verifies the certificates of other relays against it; coturn:
+    # TURN for calls.
     for needed in ["libc6", "adduser", "postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd",
-                   "ca-certificates"]:
+                   "ca-certificates", "coturn"]:
         assert needed in depends, fields["Depends"]
     assert deb.name == f"chatmail-relay_{fields['Version']}_{fields['Architecture']}.deb"
 
@@ -118,6 +121,7 @@ def test_contents(deb):
     assert not any(e.startswith("/usr/share/chatmail-relay/") for e in entries)
     assert entries["/usr/lib/chatmail-relay/ini-get"][0] == "-rwxr-xr-x"
     assert entries[f"/lib/systemd/system-generators/{GENERATOR.name}"][0] == "-rwxr-xr-x"
+    assert entries["/lib/systemd/system/coturn.service.d/chatmail-relay.conf"][0] == "-rw-r--r--"
     assert all(fields[1] == "root/root" for fields in entries.values())
 
 
@@ -146,11 +150,11 @@ def settings(unit: str, text: str | None = None) -> dict[str, list[str]]:
 @pytest.mark.parametrize("unit", SERVICES)
 def test_services_are_sandboxed(unit):
     found = settings(unit)
-    expected = {CERTS: CERTS_SANDBOX, WEB: WEB_SANDBOX}.get(unit, SANDBOX)
+    expected = {CERTS: CERTS_SANDBOX, WEB: WEB_SANDBOX, IROH: WEB_SANDBOX}.get(unit, SANDBOX)
     for key, value in expected.items():
         assert found.get(key) == [value], f"{unit}: {key}={found.get(key)}"
     assert found["SystemCallFilter"] == ["@system-service", "~@privileged @resources"], unit
-    if unit == WEB:
+    if unit in (WEB, IROH):
         assert not any("/home" in v for vs in found.values() for v in vs), unit
         return
     if unit == CERTS:

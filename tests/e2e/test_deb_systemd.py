@@ -31,13 +31,13 @@ from test_deb import deb  # noqa: F401 - a fixture: the package built from targe
 
 CACHE = Path("/var/cache/chatmail-relay-test")
 # Bump the suffix when the recipe in build_rootfs() changes.
-ROOTFS = CACHE / "bookworm-3"
+ROOTFS = CACHE / "bookworm-4"
 MACHINE = "chatmail-deb-test"
 PACKAGES = ["postfix", "dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "adduser",
-            "ca-certificates", "nginx", "libnginx-mod-stream"]
+            "ca-certificates", "nginx", "libnginx-mod-stream", "coturn"]
 # Debian 13 (Dovecot 2.4): the root file system with the packages the relay's need there too
 # (Lua passdb and luasocket, as the package's dependencies have them).
-TRIXIE_ROOTFS = CACHE / "trixie-2"
+TRIXIE_ROOTFS = CACHE / "trixie-3"
 TRIXIE_PACKAGES = PACKAGES + ["dovecot-auth-lua", "lua-socket"]
 # The timers that would take the dpkg lock during a test, and a getty nobody uses.
 MASKED = ["apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "fstrim.timer",

@@ -41,13 +41,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from relaytest import imap_login_ok, tls_context, wait_for
-from test_deb import deb  # noqa: F401 - a fixture: the package built from target/release
+from relaytest import SERVER_METADATA, get_metadata, imap_login_ok, set_metadata, tls_context, wait_for
+from test_deb import REPO, deb  # noqa: F401 - a fixture: the package built from target/release
 from test_deb_systemd import (  # noqa: F401 - pytestmark: the same skips and timeout
     ROOTFS, Container, build_rootfs, nspawn, pytestmark, remove_cgroups,
 )
 from test_milter import encrypted_message, plain_message
-from test_push import Gateway, set_metadata, set_notification_url
+from test_push import Gateway, set_notification_url
+from turnclient import Turn, allocate
 
 MACHINE = "cm-deploy"
 HOST_IP = "10.213.77.1"
@@ -61,7 +62,7 @@ UNITS = DAEMONS + [
     "chatmail-doveauth.socket", "chatmail-pushnotify.socket", "chatmail-milter-outbound.socket",
     "chatmail-milter-inbound.socket", "chatmail-milter-internal.socket", "chatmail-web.socket",
     "chatmail-expire.timer", "chatmail-fsreport.timer", "postfix.service", "dovecot.service",
-    "nginx.service",
+    "nginx.service", "coturn.service", "chatmail-iroh-relay.service",
 ]
 
 
@@ -284,8 +285,13 @@ def test_setup_starts_every_unit(server):
         assert server.show(unit, "ActiveState") == "active", unit
     assert server.sh("systemctl --failed --no-legend").strip() == ""
     listening = server.sh("cat /proc/net/tcp /proc/net/tcp6")
-    for port in [25, 80, 143, 443, 465, 587, 993]:
+    for port in [25, 80, 143, 443, 465, 587, 993, 3478]:
         assert re.search(rf":{port:04X} [0-9A-F:]+ 0A ", listening), port
+    # coturn: with setup's configuration, in its sandbox, on UDP 3478 too.
+    assert server.sh("systemctl show -p ExecStart --value coturn.service").count(
+        "/etc/chatmail/turnserver.conf") == 1
+    assert server.show("coturn.service", "ProtectSystem") == "strict"
+    assert re.search(r":0D96 ", server.sh("cat /proc/net/udp /proc/net/udp6")), "UDP 3478"
     if server.domain == DOMAIN:
         assert "DKIM record" in server.setup, server.setup
         record = server.sh("cat /etc/chatmail/dkim.txt")
@@ -304,8 +310,8 @@ def test_setup_starts_every_unit(server):
 
 def test_status_shows_the_relay_and_fails_when_a_daemon_is_down(server):
     out = server.sh("chatmail-relay status")
-    for item in DAEMONS + ["postfix.service", "nginx.service", "ports", "certificate", "queue",
-                           "accounts", "last expiry"]:
+    for item in DAEMONS + ["postfix.service", "nginx.service", "coturn.service", "ports",
+                           "certificate", "queue", "accounts", "last expiry"]:
         assert item in out, out
     assert "!!" not in out, out
     server.sh("systemctl stop chatmail-milter.service")
@@ -363,6 +369,29 @@ def test_the_web_face_is_served(server):
     r = conn.getresponse()
     assert r.status == 301 and r.getheader("location") == f"https://{host}/"
     conn.close()
+
+
+def test_the_iroh_relay_answers_through_nginx(server, tmp_path):
+    """chatmail-iroh-relay behind nginx's port 443: iroh's probes, and two clients of the
+    iroh-relay crate relaying a datagram through /relay (the certificate checked against the
+    relay's own, self-signed, or pebble's root)."""
+    status, headers, _ = https("GET", "/generate_204", server.domain)
+    assert status == 204, headers
+    status, _, _ = https("GET", "/ping", server.domain)
+    assert status == 200
+    # Only nginx reaches it.
+    listening = server.sh("cat /proc/net/tcp")
+    assert re.search(r"0100007F:0D0C [0-9A-F:]+ 0A ", listening), "127.0.0.1:3340"
+    assert not re.search(r"00000000:0D0C [0-9A-F:]+ 0A ", listening), "0.0.0.0:3340"
+    if server.domain == DOMAIN:
+        return  # the client would look the domain up in DNS, which this machine has not
+    ca = tmp_path / "ca.pem"
+    ca.write_text(server.sh("cat /etc/chatmail/tls/cert.pem"))
+    check = subprocess.run([str(REPO / "target/release/chatmail-iroh-relay"), "check",
+                            f"https://{BOX_IP}", "--ca", str(ca)],
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "relayed a datagram" in check.stdout
 
 
 def test_the_dcaccount_contract_with_certificate_checks(server):
@@ -543,6 +572,30 @@ def test_metadata_token_gets_a_push_on_new_mail(server, invite):
         server.sh(f"cat > /etc/chatmail/chatmail.ini <<'EOF'\n{ini}EOF")
         server.sh("chatmail-relay setup")
         gateway.close()
+
+
+def test_turn_allocates_with_the_metadata_credentials(server, invite):
+    """coturn on the server, from this machine over UDP 3478: the `turn` credentials of IMAP
+    METADATA allocate, forged ones do not; relaying to loopback, a private address or the
+    server's own address is refused (a permission sends nothing to the peer)."""
+    addr, password = link_credentials(invite())
+    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+    try:
+        imap.login(addr, password)
+        line = get_metadata(imap, '""', SERVER_METADATA + "turn")
+    finally:
+        imap.logout()
+    host, port, user, turn_password = line.split(":")
+    assert (host, port) == (server.domain, "3478"), line
+    assert f"denied-peer-ip={BOX_IP}\n" in server.sh("cat /etc/chatmail/turnserver.conf")
+    client = Turn(user, turn_password, host=BOX_IP)
+    try:
+        assert client.allocate() == 200
+        for peer in ["127.0.0.1", "10.0.0.1", "192.168.1.1", BOX_IP]:
+            assert client.permit(peer) == 403, peer
+    finally:
+        client.close()
+    assert allocate(user, turn_password[:-4] + "AAA=", host=BOX_IP) == 401
 
 
 def test_quota_warning_runs_chatmail_expire(server, invite):

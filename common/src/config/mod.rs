@@ -20,6 +20,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/chatmail/chatmail.ini";
 /// Let's Encrypt's production ACME directory, the default of `acme_directory`.
 pub const DEFAULT_ACME_DIRECTORY: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
+/// Where `chatmail-relay setup` keeps the TURN secret it shares with coturn.
+pub const DEFAULT_TURN_SECRET_FILE: &str = "/etc/chatmail/turn.secret";
+
 /// Default push gateway.
 pub const DEFAULT_NOTIFICATION_URL: &str = "https://notifications.delta.chat/notify";
 
@@ -65,6 +68,10 @@ pub struct Config {
     /// Iroh relay URL served as METADATA.
     pub iroh_relay: String,
     pub turn_socket_path: PathBuf,
+    /// The TURN REST secret shared with coturn (`turn_secret_file`, ours; empty: none).
+    /// While the file exists, `turn` credentials are computed from it; otherwise they are
+    /// read from `turn_socket_path` (the reference's chatmail-turn).
+    pub turn_secret_file: Option<PathBuf>,
     /// How the relay is deployed: read by no daemon.
     pub deployment: Deployment,
 

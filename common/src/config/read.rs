@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use super::ini::{self, Section};
 use super::values::{parse_bool, parse_float, parse_number, parse_positive, parse_size_mb};
-use super::{Config, DEFAULT_ACME_DIRECTORY, DEFAULT_NOTIFICATION_URL, Deployment, TlsCertMode};
+use super::{
+    Config, DEFAULT_ACME_DIRECTORY, DEFAULT_NOTIFICATION_URL, DEFAULT_TURN_SECRET_FILE, Deployment,
+    TlsCertMode,
+};
 
 /// A config that cannot be used. The message is one line naming the file and, where there is
 /// one, the key and the value.
@@ -225,6 +228,20 @@ impl Params<'_> {
             mailboxes_dir: self.path("mailboxes_dir", format!("/home/vmail/mail/{raw_domain}"))?,
             iroh_relay,
             turn_socket_path: self.path("turn_socket_path", "/run/chatmail-turn/turn.socket")?,
+            turn_secret_file: match self.take("turn_secret_file") {
+                None => Some(PathBuf::from(DEFAULT_TURN_SECRET_FILE)),
+                Some((v, _)) if v.trim().is_empty() => None,
+                Some((v, line)) if !v.trim().starts_with('/') => {
+                    return Err(ConfigError::Invalid {
+                        path: self.path.to_path_buf(),
+                        line,
+                        key: "turn_secret_file".into(),
+                        value: v,
+                        reason: "expected an absolute path, or nothing".into(),
+                    });
+                }
+                Some((v, _)) => Some(PathBuf::from(v.trim())),
+            },
             deployment: Deployment {
                 passdb_path: self.path("passdb_path", "/home/vmail/passdb.sqlite")?,
                 enable_iroh_relay,
@@ -409,6 +426,10 @@ mod tests {
             c.turn_socket_path,
             PathBuf::from("/run/chatmail-turn/turn.socket")
         );
+        assert_eq!(
+            c.turn_secret_file,
+            Some(PathBuf::from("/etc/chatmail/turn.secret"))
+        );
         assert_eq!(c.deployment.tls_cert_mode, TlsCertMode::Acme);
         assert_eq!(c.notification_url, DEFAULT_NOTIFICATION_URL);
         assert!(!c.deployment.disable_ipv6);
@@ -517,5 +538,9 @@ mod tests {
         let (c, _) = cfg("[params]\nmail_domain = x.org\ndns_resolver = 127.0.0.1:5353\n").unwrap();
         assert_eq!(c.dns_resolver, Some("127.0.0.1:5353".parse().unwrap()));
         assert!(cfg("[params]\nmail_domain = x.org\nusername_min_length = 10\n").is_err());
+        let e = cfg("[params]\nmail_domain = x.org\nturn_secret_file = turn.secret\n").unwrap_err();
+        assert!(e.to_string().contains("turn_secret_file"), "{e}");
+        let (c, _) = cfg("[params]\nmail_domain = x.org\nturn_secret_file =\n").unwrap();
+        assert_eq!(c.turn_secret_file, None);
     }
 }

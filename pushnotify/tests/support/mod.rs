@@ -84,6 +84,7 @@ impl Harness {
             info: ServerInfo {
                 iroh_relay: "https://example.org".into(),
                 turn_host: "example.org".into(),
+                turn_secret: Some(self.dir.path().join("turn.secret")),
                 turn_socket: self.dir.path().join("turn.socket"),
                 turn_timeout: Duration::from_secs(1),
                 appversions_file: Path::new(env!("CARGO_MANIFEST_DIR")).join("appversions.json"),

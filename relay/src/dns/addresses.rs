@@ -43,6 +43,18 @@ impl Addresses {
     }
 }
 
+/// Every address of this machine's interfaces, whatever its scope (coturn's peers must not
+/// be any of them); none when `ip` cannot tell.
+pub fn all_of_this_machine() -> Vec<IpAddr> {
+    Command::new("ip")
+        .args(["-j", "addr", "show"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| interface_addresses(&String::from_utf8_lossy(&out.stdout)))
+        .unwrap_or_default()
+}
+
 /// The stable addresses in `ip -j addr` output: temporary (privacy), deprecated and
 /// not yet confirmed IPv6 addresses are left out, as is anything unparsable.
 fn interface_addresses(json: &str) -> Vec<IpAddr> {
