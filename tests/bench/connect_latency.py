@@ -46,23 +46,30 @@ def timed(steps: dict, name: str, t0: float) -> float:
     return now
 
 
-def smtps(host: str, tls: ssl.SSLContext) -> dict:
+def implicit_tls(host: str, port: int, tls: ssl.SSLContext, greeting, probe: bytes, probe_done,
+                 quit_: bytes) -> dict:
+    """Implicit TLS (465, 993): connect, handshake, greeting, one command."""
     steps = {}
     start = t = time.perf_counter()
-    raw = socket.create_connection((host, 465), timeout=10)
+    raw = socket.create_connection((host, port), timeout=10)
     t = timed(steps, "tcp", t)
     s = tls.wrap_socket(raw)
     t = timed(steps, "tls", t)
     f = s.makefile("rb")
-    reply(f, smtp_done)
+    reply(f, greeting)
     t = timed(steps, "greeting", t)
-    s.sendall(b"EHLO bench.example\r\n")
-    reply(f, smtp_done)
+    s.sendall(probe)
+    reply(f, probe_done)
     timed(steps, "ehlo", t)
     timed(steps, "total", start)
-    s.sendall(b"QUIT\r\n")
+    s.sendall(quit_)
     s.close()
     return steps
+
+
+def smtps(host: str, tls: ssl.SSLContext) -> dict:
+    return implicit_tls(host, 465, tls, smtp_done, b"EHLO bench.example\r\n", smtp_done,
+                        b"QUIT\r\n")
 
 
 def submission(host: str, tls: ssl.SSLContext) -> dict:
@@ -89,22 +96,9 @@ def submission(host: str, tls: ssl.SSLContext) -> dict:
 
 
 def imaps(host: str, tls: ssl.SSLContext) -> dict:
-    steps = {}
-    start = t = time.perf_counter()
-    raw = socket.create_connection((host, 993), timeout=10)
-    t = timed(steps, "tcp", t)
-    s = tls.wrap_socket(raw)
-    t = timed(steps, "tls", t)
-    f = s.makefile("rb")
-    reply(f, lambda line: line.startswith(b"* OK"))
-    t = timed(steps, "greeting", t)
-    s.sendall(b"a CAPABILITY\r\n")
-    reply(f, lambda line: line.startswith(b"a "))
-    timed(steps, "ehlo", t)
-    timed(steps, "total", start)
-    s.sendall(b"b LOGOUT\r\n")
-    s.close()
-    return steps
+    return implicit_tls(host, 993, tls, lambda line: line.startswith(b"* OK"),
+                        b"a CAPABILITY\r\n", lambda line: line.startswith(b"a "),
+                        b"b LOGOUT\r\n")
 
 
 def pct(values: list[float], p: float) -> float:
