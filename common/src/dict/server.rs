@@ -6,10 +6,10 @@
 //! has been answered and before any later one starts, so a lookup sees earlier writes.
 //!
 //! Every connection is a task on the tokio event loop ([`super::event_loop`]). Auth
-//! connections once had a thread each with blocking I/O; measured with both client models
-//! (a thread per connection, and one epoll loop over all of them as Dovecot's ioloop) and
-//! with clients that reconnect at every request, the event loop was as fast or faster
-//! (`cargo bench -p chatmail-doveauth`, README).
+//! connections once had a thread each with blocking I/O. That was faster only for a client
+//! that blocks on each connection, which Dovecot is not. With one epoll loop over all
+//! connections, as Dovecot's ioloop does, and with clients that reconnect at every request,
+//! the event loop was faster (`cargo bench -p chatmail-doveauth`, README).
 
 use std::future::Future;
 use std::io;
