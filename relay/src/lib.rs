@@ -19,6 +19,7 @@ pub mod command;
 pub mod dkim;
 pub mod dns;
 pub mod domain;
+pub mod environment;
 pub mod error;
 pub mod get;
 pub mod init;

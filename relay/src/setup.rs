@@ -240,6 +240,9 @@ pub fn plan(
         crate::dns::mta_sts::policy(&config.mail_domain_bare),
         0o644,
     ));
+    if layout == Layout::Systemd {
+        specs.extend(crate::environment::plan(root)?);
+    }
     specs.push(FileSpec::new(
         "/etc/mailname",
         format!("{}\n", config.mail_domain_bare),

@@ -236,7 +236,12 @@ class Federation:
         self.publish()
 
     def publish(self) -> None:
-        self.dns.serve({r.domain: zone(r.domain, r.zonefile()) for r in self.relays.values()})
+        zones = {r.domain: zone(r.domain, r.zonefile()) for r in self.relays.values()}
+        # The parent zone, with the address of the name server that the relays' zones name
+        # (as a registry's glue): a client that asks the authoritative server directly, as
+        # the reference's DNS check does (`dig @ns.test.`), finds it.
+        zones["test"] = zone("test", f"ns IN A {DNS_IP}\n")
+        self.dns.serve(zones)
 
     @property
     def alpha(self) -> Relay:

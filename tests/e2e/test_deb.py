@@ -120,6 +120,8 @@ def test_contents(deb):
     # The configuration templates are inside chatmail-relay, not beside it.
     assert not any(e.startswith("/usr/share/chatmail-relay/") for e in entries)
     assert entries["/usr/lib/chatmail-relay/ini-get"][0] == "-rwxr-xr-x"
+    # appversions_file's default: what pushnotify serves as `appversions`
+    assert entries["/usr/share/chatmail/appversions.json"][0] == "-rw-r--r--"
     assert entries[f"/lib/systemd/system-generators/{GENERATOR.name}"][0] == "-rwxr-xr-x"
     assert entries["/lib/systemd/system/coturn.service.d/chatmail-relay.conf"][0] == "-rw-r--r--"
     assert all(fields[1] == "root/root" for fields in entries.values())

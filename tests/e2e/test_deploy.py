@@ -574,17 +574,37 @@ def test_metadata_token_gets_a_push_on_new_mail(server, invite):
         gateway.close()
 
 
+def server_metadata(link: str, name: str) -> str | None:
+    """A server METADATA entry as the account of an invite link reads it over IMAP."""
+    addr, password = link_credentials(link)
+    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
+    try:
+        imap.login(addr, password)
+        return get_metadata(imap, '""', SERVER_METADATA + name)
+    finally:
+        imap.logout()
+
+
+def test_server_metadata_is_served(server, invite):
+    """The server's METADATA as a client reads it after login: the appversions JSON that the
+    package ships, on one line."""
+    appversions = server_metadata(invite(), "appversions")
+    assert appversions is not None and "\n" not in appversions
+    shipped = json.loads(server.sh("cat /usr/share/chatmail/appversions.json"))
+    assert json.loads(appversions) == shipped
+
+
+def test_logins_get_the_time_zone_file(server):
+    """setup adds `TZ=:/etc/localtime` to /etc/environment, as the reference deployment
+    does (logins read the zone file once instead of checking it at every conversion)."""
+    assert "TZ=:/etc/localtime" in server.sh("cat /etc/environment").splitlines()
+
+
 def test_turn_allocates_with_the_metadata_credentials(server, invite):
     """coturn on the server, from this machine over UDP 3478: the `turn` credentials of IMAP
     METADATA allocate, forged ones do not; relaying to loopback, a private address or the
     server's own address is refused (a permission sends nothing to the peer)."""
-    addr, password = link_credentials(invite())
-    imap = imaplib.IMAP4_SSL(BOX_IP, 993, ssl_context=tls_context(), timeout=30)
-    try:
-        imap.login(addr, password)
-        line = get_metadata(imap, '""', SERVER_METADATA + "turn")
-    finally:
-        imap.logout()
+    line = server_metadata(invite(), "turn")
     host, port, user, turn_password = line.split(":")
     assert (host, port) == (server.domain, "3478"), line
     assert f"denied-peer-ip={BOX_IP}\n" in server.sh("cat /etc/chatmail/turnserver.conf")
