@@ -2,7 +2,7 @@
 
 On a bridge that exists only on this machine (BRIDGE, 10.213.78.0/24 and fd42:13:78::/64, no
 route beyond it):
-- two relays, each a Debian 12 container under systemd (test_deploy's `Server`), installed
+- two relays, each a Debian 12 (or 13) container under systemd (test_deploy's `Server`), installed
   from the .deb and set up with `chatmail-relay init` and `setup`: `alpha.test` and
   `beta.test`;
 - an authoritative DNS server, Debian's `nsd`, in a network namespace of its own (DNS_IP),
@@ -186,9 +186,10 @@ def read_stored(data: bytes) -> str:
 class Federation:
     """The bridge, nsd, pebble and the two relays; `close()` removes all of it."""
 
-    def __init__(self, deb: Path, settings: str = ""):
+    def __init__(self, deb: Path, settings: str = "", suite: str = "bookworm"):
+        """`suite`: the relays' Debian release (test_deb_systemd's root file systems)."""
         started = time.monotonic()
-        build_rootfs()
+        self.rootfs = build_rootfs(suite)
         self.cleanup_leftovers()
         WORK.mkdir(parents=True)
         run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -210,7 +211,8 @@ class Federation:
         for domain, (address, address6) in RELAYS.items():
             name = domain.split(".")[0]
             box = Server(deb.parent, machine=f"cmfed-{name}", work=WORK / name,
-                         address=address, address6=address6, bridge=BRIDGE)
+                         address=address, address6=address6, bridge=BRIDGE,
+                         rootfs=self.rootfs)
             resolv = box.root / "etc/resolv.conf"
             resolv.unlink(missing_ok=True)
             resolv.write_text(f"nameserver {DNS_IP}\n")

@@ -2,12 +2,12 @@
 """The reference suite on a server as the reference runs it: inside a relay of our two-relay
 network, under systemd, with the second relay as CHATMAIL_DOMAIN2.
 
-    containers.py CHECKOUT REPORT.xml [pytest args]
+    containers.py [--trixie] CHECKOUT REPORT.xml [pytest args]
 
-Called by `tests/reference/run --containers CHECKOUT [pytest args]` (see there). It brings up
-tests/e2e/fednet.py's network: `alpha.test` and `beta.test`, each a Debian 12 container under
-systemd with our .deb installed and set up (from target/release), nsd serving their zones,
-certificates from pebble, which each relay's trust store holds. In alpha, the suite's
+Called by `tests/reference/run --containers [--trixie] CHECKOUT [pytest args]` (see there). It
+brings up tests/e2e/fednet.py's network: `alpha.test` and `beta.test`, each a Debian 12 (with
+--trixie: 13) container under systemd with our .deb (from target/release) installed and set
+up, nsd serving their zones, certificates from pebble, which each relay's trust store holds. In alpha, the suite's
 dependencies are installed the way an operator's machine has them (Debian's python3 and
 dnsutils, a venv with the checkout's chatmaild and cmdeploy); then the suite runs there as
 root in its local mode (CHATMAIL_SSH=@local), as after `ssh root@alpha.test`: the environment
@@ -46,6 +46,9 @@ SUITE = f"{CHECKOUT}/cmdeploy/src/cmdeploy/tests/online"
 # python3-venv for the suite's venv, dnsutils for its DNS checks (`dig`), git for its
 # test_deployed_state (compares the checkout's commit with the relay's).
 PACKAGES = "python3 python3-venv dnsutils git"
+# Debian 13's Python 3.13 has no `crypt` module: chatmaild then needs crypt-r, which pip
+# builds from source.
+BUILD_PACKAGES = {"bookworm": "", "trixie": "gcc libc6-dev python3-dev"}
 
 
 def with_host_network(relay, command: str) -> None:
@@ -68,12 +71,13 @@ def with_host_network(relay, command: str) -> None:
                    timeout=900, env=env)
 
 
-def prepare(relay, checkout: Path) -> None:
+def prepare(relay, checkout: Path, suite: str) -> None:
     """The suite's dependencies in the relay's container."""
     root = relay.server.root
+    packages = f"{PACKAGES} {BUILD_PACKAGES[suite]}"
     with_host_network(relay, "apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive"
-                      f" apt-get install -q -y --download-only {PACKAGES} >/dev/null")
-    relay.sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -q -y {PACKAGES} >/dev/null",
+                      f" apt-get install -q -y --download-only {packages} >/dev/null")
+    relay.sh(f"DEBIAN_FRONTEND=noninteractive apt-get install -q -y {packages} >/dev/null",
              timeout=600)
     shutil.copytree(checkout, root / CHECKOUT.lstrip("/"), symlinks=True)
     plugins = root / PLUGINS.lstrip("/")
@@ -143,11 +147,15 @@ def run_suite(relay, domain2: str, args: list[str]) -> int:
 
 
 def main() -> int:
-    checkout, report, args = Path(sys.argv[1]).resolve(), Path(sys.argv[2]), sys.argv[3:]
+    argv = sys.argv[1:]
+    suite = "bookworm"
+    if argv[:1] == ["--trixie"]:
+        suite, argv = "trixie", argv[1:]
+    checkout, report, args = Path(argv[0]).resolve(), Path(argv[1]), argv[2:]
     with tempfile.TemporaryDirectory() as tmp:
-        net = Federation(build_deb(Path(tmp)))
+        net = Federation(build_deb(Path(tmp)), suite=suite)
         try:
-            prepare(net.alpha, checkout)
+            prepare(net.alpha, checkout, suite)
             warm_up(net)
             icanhazip = serve_icanhazip(net)
             status = run_suite(net.alpha, net.beta.domain, args)
