@@ -1,5 +1,5 @@
-"""The shims the reference suite needs with today's Delta Chat core (a pytest plugin that
-tests/reference/run loads with `-p shim`).
+"""The shims the reference suite needs, one for today's Delta Chat core and one for a test
+network's CA (a pytest plugin that tests/reference/run loads with `-p shim`).
 
 1. The suite's `imap_mailbox` fixture reads an account's address and password with
 `get_config("addr")` and `get_config("mail_pw")`. Delta Chat core since its multi-transport
