@@ -3,7 +3,7 @@
 
 Run as root with the local relay up (`packaging/relay up`) and the e2e venv:
 
-    .venv/bin/python tests/bench/dc_legs.py [--legs 40]
+    .venv/bin/python tests/bench/dc_legs.py [--legs 40] [--pause 0.2]
 
 Two real Delta Chat cores (deltachat-rpc-server) on the relay, configured from dclogin:
 links, send each other messages one at a time, taking turns (the reference suite's
@@ -13,7 +13,9 @@ dc_ping_pong is two such legs). For each message, from the sender's `send_text`:
    machine, same clock);
 3. the recipient's core reports it (`IncomingMsg`), which it learns from its IMAP IDLE
    connection.
-Prints p50 and p90 of each over `--legs` messages.
+Prints p50 and p90 of each over `--legs` messages. `--pause` is the time between messages:
+with more than Dovecot's `imap_hibernate_timeout` (30 s), the recipient's IDLE connection has
+been handed to imap-hibernate, which wakes it another way (see README).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def percentiles(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--legs", type=int, default=40, help="messages, alternating direction")
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds between messages")
     args = parser.parse_args()
     relay = read_config()
     with tempfile.TemporaryDirectory() as tmp, \
@@ -85,8 +88,9 @@ def main() -> None:
             # the core may have moved or deleted it already: then no maildir time this leg
             if new:
                 stored.append(min(new) - start)
-            time.sleep(0.2)
-        print(f"{args.legs} messages, core to core through the relay on {relay.mail_domain}:")
+            time.sleep(args.pause)
+        print(f"{args.legs} messages, {args.pause} s apart, core to core through the relay on"
+              f" {relay.mail_domain}:")
         print(f"  sender's core: sent (MsgDelivered)      {percentiles(sent)}")
         print(f"  in the recipient's maildir              {percentiles(stored)}"
               f"  ({len(stored)} of {args.legs} seen)")
