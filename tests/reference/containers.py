@@ -158,11 +158,14 @@ def main() -> int:
             prepare(net.alpha, checkout, suite)
             warm_up(net)
             icanhazip = serve_icanhazip(net)
-            status = run_suite(net.alpha, net.beta.domain, args)
+            try:
+                status = run_suite(net.alpha, net.beta.domain, args)
+            finally:
+                icanhazip.shutdown()
+                icanhazip.server_close()
             produced = net.alpha.server.root / REPORT.lstrip("/")
             if produced.exists():
                 shutil.copy(produced, report)
-            icanhazip.shutdown()
             return status
         finally:
             net.close()
