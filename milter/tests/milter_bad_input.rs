@@ -200,14 +200,7 @@ async fn oversized_message_is_refused_and_not_buffered() {
 async fn client_disconnecting_mid_body() {
     let m = milter(31_457_280).await;
     for _ in 0..3 {
-        let mut conn = open(&m.outbound).await;
-        conn.macros(MacroStage::Mail, [("{auth_authen}", ALICE)])
-            .await
-            .unwrap();
-        assert_eq!(
-            conn.mail([format!("<{ALICE}>")]).await.unwrap(),
-            Status::Continue
-        );
+        let mut conn = open_submission(&m, ALICE).await;
         conn.rcpt([format!("<{REMOTE}>")]).await.unwrap();
         conn.header("From", format!("<{ALICE}>")).await.unwrap();
         conn.body(vec![b'x'; 60_000]).await.unwrap();

@@ -713,6 +713,20 @@ pub async fn submit(m: &TestMilter, from: &str, rcpts: &[&str], raw: &str) -> Ou
     send(&m.outbound, Some(from), from, rcpts, raw.as_bytes()).await
 }
 
+/// A connection to the outbound listener with `sender` authenticated and its MAIL FROM
+/// accepted: a transaction left open for the test to go on with.
+pub async fn open_submission(m: &TestMilter, sender: &str) -> TestConnection {
+    let mut conn = open(&m.outbound).await;
+    conn.macros(MacroStage::Mail, [("{auth_authen}", sender)])
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.mail([format!("<{sender}>")]).await.unwrap(),
+        Status::Continue
+    );
+    conn
+}
+
 /// `send` on the inbound listener, unauthenticated.
 pub async fn deliver(m: &TestMilter, from: &str, rcpts: &[&str], raw: &str) -> Outcome {
     send(&m.inbound, None, from, rcpts, raw.as_bytes()).await
